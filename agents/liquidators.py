@@ -1,0 +1,182 @@
+"""Liquidators (keepers): decide which offers to take, pay, and sell what they seize.
+
+A keeper is a Mesa agent with capital, a gas budget per transaction, a latency, a gas
+price above which it cannot get included, and a strategy.  Its decision is vectorised
+over all open offers of a protocol:
+
+1. for every visible offer it considers taking the whole remaining amount or 1/2, 1/4, ...
+   of it and keeps the size with the best expected profit = proceeds of selling the
+   collateral on the venues (after impact, starting from the sales already planned this
+   step) - cost of the debt paid - gas; this reproduces the many small clips of a thin
+   market (Aave CRV, mechanisms.md 7.3; break-even rule of section 8.5);
+2. it ranks the offers by expected profit per dollar paid and takes them in that order
+   while the marginal profit of each (the collateral of all earlier ones sold first)
+   passes the strategy's test, its capital lasts and its per-step transaction limit holds.
+
+Strategies (``STRATEGIES``): ``default`` takes an offer as soon as expected profit
+>= min_profit_usd (DESIGN.md section 6); ``margin`` waits until the profit is also at
+least ``margin`` times the payment.  Seized collateral is sold at once on the venue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+import numpy.typing as npt
+
+from cascadelab.spec import LiquidatorsConfig
+from mechanisms.base import Bids, Offers
+
+if TYPE_CHECKING:
+    from cascadelab.model import CascadeModel
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+SIZE_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1 / 32, 1 / 64])
+"""Clip sizes a keeper considers, as fractions of what an offer allows."""
+
+
+def required_profit(cfg: LiquidatorsConfig, cost_usd: FloatArray) -> FloatArray:
+    """The ``default`` strategy: profit >= min_profit_usd."""
+    return np.full_like(cost_usd, cfg.min_profit_usd)
+
+
+def required_profit_with_margin(cfg: LiquidatorsConfig, cost_usd: FloatArray) -> FloatArray:
+    """The ``margin`` strategy: profit >= max(min_profit_usd, margin * cost)."""
+    return np.maximum(cfg.min_profit_usd, cfg.margin * cost_usd)
+
+
+STRATEGIES = {
+    "default": required_profit,
+    "margin": required_profit_with_margin,
+}
+
+
+@dataclass
+class Receipt:
+    """Collateral a keeper received from one protocol this step, with the fills it came from."""
+
+    protocol: int
+    fill_ids: IntArray
+    received: FloatArray  # (k, A) units
+
+
+@dataclass
+class KeeperBooks:
+    """A keeper's cash flows (USD)."""
+
+    spent: float = 0.0
+    proceeds: float = 0.0
+    gas: float = 0.0
+    fills: int = 0
+    receipts: list[Receipt] = field(default_factory=list)
+
+
+class Liquidator(mesa.Agent):
+    """A keeper with capital, gas limits, latency and a profit rule."""
+
+    def __init__(self, model: CascadeModel, index: int, config: LiquidatorsConfig) -> None:
+        super().__init__(model)
+        self.index = index
+        self.config = config
+        self.rule = STRATEGIES[config.strategy]
+        self.capital = config.capital_usd
+        self.inventory = np.zeros(model.n_assets)
+        self.books = KeeperBooks()
+        self.fills_this_step = 0
+
+    # ----------------------------------------------------------------- step 6: decide and bid
+
+    def evaluate(self, protocol: int, offers: Offers, idx: IntArray, remaining: FloatArray
+                 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Best clip size of each offer in ``idx`` at the current planned sales: (pay, received, cost, profit)."""
+        m = self.model
+        pay = remaining[idx][:, None] * SIZE_FRACTIONS[None, :]  # (k, F)
+        pay = np.where(pay >= offers.min_pay[idx][:, None], pay, 0.0)
+        recv = pay[:, :, None] * offers.receive_per_pay[idx][:, None, :]  # (k, F, A)
+        cost = m.quote_debt_cost(protocol, pay)
+        profit = m.quote_sales(recv) - cost - m.gas.cost_usd(self.config.gas_units)
+        profit[pay <= 0] = -np.inf
+        best = np.argmax(profit, axis=1)
+        rows = np.arange(idx.size)
+        return pay[rows, best], recv[rows, best], cost[rows, best], profit[rows, best]
+
+    def bid(self, protocol: int, offers: Offers, remaining: FloatArray, t: int,
+            ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
+        """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
+
+        The first keeper of a configuration evaluates every visible offer and returns those
+        profitable on their own, best first (``ranked``).  Later keepers with the same
+        configuration face more planned sales and less remaining, so nothing outside that
+        list can have become profitable: they re-evaluate only the head of it (a window of
+        twice their transaction limit), which keeps a step's cost independent of the
+        number of keepers.
+        """
+        cfg = self.config
+        m = self.model
+        none = np.zeros(0, dtype=np.int64)
+        if offers.size == 0 or m.gas.gwei > cfg.max_gas_gwei or self.capital <= 0:
+            return Bids.empty(), none
+        slots = max(cfg.max_fills_per_step - self.fills_this_step, 0)
+        if ranked is None:
+            idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
+                                 & (remaining > 0))
+        else:
+            live = ranked[(remaining[ranked] > offers.min_pay[ranked]) & (remaining[ranked] > 0)]
+            idx = live[: 2 * slots + 16]
+        if idx.size == 0 or slots == 0:
+            return Bids.empty(), none if ranked is None else ranked
+        pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
+        ok = np.flatnonzero(profit >= self.rule(cfg, cost))
+        order = ok[np.argsort(-profit[ok] / np.maximum(cost[ok], 1e-12), kind="stable")]
+        if ranked is None:
+            ranked = idx[order]
+        order = order[:slots]
+        # marginal proceeds when all chosen offers' collateral is sold in sequence
+        total = m.quote_sales(np.cumsum(recv[order], axis=0)[:, None, :])[:, 0]
+        marginal = np.diff(np.r_[0.0, total])
+        take = ((marginal - cost[order] - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost[order]))
+                & (np.cumsum(cost[order]) <= self.capital))
+        first_bad = np.flatnonzero(~take)
+        chosen = order[: first_bad[0] if first_bad.size else order.size]
+        if chosen.size == 0:
+            return Bids.empty(), ranked
+        offer_idx = idx[chosen]
+        remaining[offer_idx] -= pay[chosen]
+        self.fills_this_step += chosen.size
+        m.plan_sales(recv[chosen].sum(axis=0))
+        return Bids(offer=offer_idx, taker=np.full(chosen.size, self.index, dtype=np.int64), pay=pay[chosen]), ranked
+
+    def new_step(self) -> None:
+        self.fills_this_step = 0
+
+    # ----------------------------------------------------------------- step 7: settle
+
+    def receive(self, protocol: int, fill_ids: IntArray, received: FloatArray, cost_usd: float,
+                gas_usd: float) -> None:
+        """Book collateral received from settled fills; capital is locked until it is sold."""
+        self.books.receipts.append(Receipt(protocol, fill_ids, received))
+        self.inventory += received.sum(axis=0)
+        self.capital -= cost_usd + gas_usd
+        self.books.spent += cost_usd
+        self.books.gas += gas_usd
+        self.books.fills += len(fill_ids)
+
+    # ----------------------------------------------------------------- step 8: sell
+
+    def sell(self) -> None:
+        """Sell everything received this step on the venues, protocol by protocol."""
+        m = self.model
+        for r in self.books.receipts:
+            qty = r.received.sum(axis=0)
+            for a in np.flatnonzero(qty > 0):
+                proceeds = m.sell_collateral(a, float(qty[a]), r.protocol, r.fill_ids, r.received[:, a])
+                self.capital += proceeds
+                self.books.proceeds += proceeds
+                self.inventory[a] -= qty[a]
+        self.books.receipts.clear()
+        self.inventory[np.abs(self.inventory) < 1e-12] = 0.0

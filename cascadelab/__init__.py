@@ -1,0 +1,39 @@
+"""cascadelab: a testbed for DeFi liquidation-mechanism design (leverage cascades, market impact, bad debt)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascadelab.record import METRICS, RunResult
+from cascadelab.rng import run_seed
+from cascadelab.schema import SpecError
+from cascadelab.spec import Spec, load_spec
+
+__version__ = "0.1.0"
+
+__all__ = ["METRICS", "RunResult", "Spec", "SpecError", "load_spec", "run", "__version__"]
+
+
+def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | np.random.SeedSequence | None = None,
+        overrides: Mapping[str, Any] | Iterable[str] | None = None, *, feedback: bool = True) -> RunResult:
+    """Run one scenario and return its RunResult.
+
+    Args:
+        spec: a TOML path, a spec dict, a Spec, or None for the built-in default scenario.
+        seed: root seed (default: ``run.seed`` of the spec) or a ready SeedSequence (sweeps).
+        overrides: dotted-path overrides, as a dict or ``PATH=VALUE`` strings.
+        feedback: False switches endogenous price impact off (every venue behaves as ``none``),
+            keeping the same draws: the counterfactual without cascade.
+    """
+    from cascadelab.model import CascadeModel
+
+    resolved = load_spec(spec, overrides)
+    if isinstance(seed, np.random.SeedSequence):
+        seq = seed
+    else:
+        seq = run_seed(resolved.run.seed if seed is None else int(seed))
+    return CascadeModel(resolved, seq, feedback=feedback).run().result()

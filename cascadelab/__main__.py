@@ -1,0 +1,7 @@
+"""``python -m cascadelab`` = the ``cascadelab`` command."""
+
+import sys
+
+from cascadelab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``cascadelab`` CLI (see cascadelab.cli.COMMANDS)."""

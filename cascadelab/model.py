@@ -1,0 +1,339 @@
+"""CascadeModel: the Mesa model that owns the book, the market, the protocols and the agents.
+
+The step order (DESIGN.md section 4) is written out once, in :meth:`CascadeModel.step`.
+Positions live in the :class:`~cascadelab.book.PositionBook` as arrays; Mesa agents
+(borrower cohorts, keepers, arbitrageurs, noise traders) carry behaviour and act on
+index arrays, so a step loops over tens of agents, never over positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+import numpy.typing as npt
+from mesa.agent import AgentSet
+
+from agents.arbitrageurs import Arbitrageur
+from agents.borrowers import BorrowerCohort
+from agents.liquidators import Liquidator
+from agents.noise_traders import NoiseTrader
+from cascadelab.book import PositionBook, build_book
+from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
+from cascadelab.record import Recorder
+from cascadelab.rng import Streams, streams
+from cascadelab.spec import Spec
+from mechanisms.base import BORROWER, POOL, Bids, Fills
+from mechanisms.registry import make as make_mechanism
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Ids of the flows whose price impact is attributed: liquidation sales and deleveraging per protocol, noise."""
+
+    protocols: tuple[str, ...]
+
+    def liquidation(self, p: int) -> int:
+        return p
+
+    def deleverage(self, p: int) -> int:
+        return len(self.protocols) + p
+
+    @property
+    def noise(self) -> int:
+        return 2 * len(self.protocols)
+
+    @property
+    def names(self) -> list[str]:
+        return ([f"liq:{p}" for p in self.protocols] + [f"delev:{p}" for p in self.protocols] + ["noise"])
+
+    def __len__(self) -> int:
+        return 2 * len(self.protocols) + 1
+
+
+class CascadeModel(mesa.Model):
+    """One scenario run: ``CascadeModel(spec, seed).run()`` then ``.result()``.
+
+    Args:
+        spec: the validated scenario.
+        seed: the run's SeedSequence (see :func:`cascadelab.rng.run_seed`).
+        feedback: if False, sales do not move prices (the counterfactual without cascade).
+    """
+
+    def __init__(self, spec: Spec, seed: np.random.SeedSequence, feedback: bool = True) -> None:
+        self.streams: Streams = streams(seed)
+        super().__init__(rng=self.streams.agents)
+        self.spec = spec
+        self.seed_sequence = seed
+        self.feedback = feedback
+        self.t = 0
+        self.n_steps = spec.run.steps
+        self.asset_names = spec.asset_names
+        self.n_assets = len(self.asset_names)
+        self.protocol_names = spec.protocol_names
+        self.n_protocols = len(self.protocol_names)
+        self.sources = Sources(tuple(self.protocol_names))
+
+        # market
+        self.fundamental = fundamental_paths(spec, self.streams.prices)
+        self.venues = [
+            Venue(self._venue_config(a), spec.assets[a].initial_price, len(self.sources)) for a in self.asset_names
+        ]
+        self.observed = np.zeros_like(self.fundamental)  # market price as seen at step 3 of each step
+        self.observed[0] = self.fundamental[0]
+        self.oracles = [Oracle(spec.protocols[p].oracle, self.observed) for p in self.protocol_names]
+        # the same oracles fed the fundamental price: what protocols would see without any price impact
+        self.shadow_oracles = [Oracle(spec.protocols[p].oracle, self.fundamental) for p in self.protocol_names]
+        token = spec.gas.token if spec.gas.token in spec.assets else None
+        self.gas = GasMarket(spec.gas, self.n_steps, None if token is None else self.asset_names.index(token))
+        self.oracle_px = self._oracle_matrix()
+
+        # book and protocols
+        self.book: PositionBook
+        self.book, cohorts = build_book(spec, self.streams.book)
+        self.mechanisms = [
+            make_mechanism(spec.protocols[p].mechanism, i, self.n_assets) for i, p in enumerate(self.protocol_names)
+        ]
+        self.recorder = Recorder(self)
+
+        # agents
+        self.borrowers = [
+            BorrowerCohort(self, pop, idx, spec.populations[pop].behaviour)
+            for pop, idx in zip(cohorts.population, cohorts.positions, strict=True)
+        ]
+        self.keepers = [Liquidator(self, i, spec.liquidators) for i in range(spec.liquidators.count)]
+        self.arbitrageurs = [
+            Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
+        ]
+        self.noise_traders = [
+            NoiseTrader(self, self.asset_names.index(a), cfg.volume_usd)
+            for a, cfg in spec.noise.items() if cfg.volume_usd > 0
+        ]
+        self.borrower_set = AgentSet(self.borrowers, random=self.random)
+
+        # flows for the conservation check and planning
+        self.planned = np.zeros(self.n_assets)
+        self.borrower_sold = np.zeros(self.n_assets)
+        self.keeper_sold = np.zeros(self.n_assets)
+        self.protocol_collateral = np.zeros(self.n_assets)
+        self.pool_received = np.zeros(self.n_assets)
+        self.topped_up = np.zeros(self.n_assets)
+        self.noise_net_units = np.zeros(self.n_assets)
+        self.recorder.collect(0)
+
+    def _venue_config(self, asset: str):
+        cfg = self.spec.venue(asset)
+        if not self.feedback:
+            from dataclasses import replace
+
+            cfg = replace(cfg, kind="none")
+        return cfg
+
+    # ------------------------------------------------------------------ prices
+
+    def market_px(self) -> FloatArray:
+        """Current market price of every asset."""
+        f = self.fundamental[self.t]
+        return np.array([v.price(f[a]) for a, v in enumerate(self.venues)])
+
+    def market_px_ext(self) -> FloatArray:
+        """Market prices with the USD numeraire (1.0) appended."""
+        return np.append(self.market_px(), 1.0)
+
+    def shadow_oracle_px(self) -> FloatArray:
+        """(P, A+1) prices each protocol's oracle would report if trades never moved the market."""
+        return self._oracle_matrix(self.shadow_oracles)
+
+    def _oracle_matrix(self, oracles: list[Oracle] | None = None) -> FloatArray:
+        return np.array([np.append(o.price, 1.0) for o in (self.oracles if oracles is None else oracles)])
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self) -> None:
+        """One step, in the fixed order of DESIGN.md section 4."""
+        self.t = t = self.t + 1
+        # 1. fundamental prices advance (precomputed paths: nothing to do but move t)
+        # 2. venues recover toward the fundamental (arbitrageurs)
+        for arb in self.arbitrageurs:
+            arb.act()
+        for trader in self.noise_traders:
+            trader.trade()
+        # 3. oracles and gas update
+        self.observed[t] = self.market_px()
+        for o in self.oracles:
+            o.update(t)
+        self.oracle_px = self._oracle_matrix()
+        for o in self.shadow_oracles:
+            o.update(t)
+        self.gas.update(t, self.observed)
+        # 4. borrowers react
+        self.borrower_set.shuffle_do("react")
+        # 5. health of every position; each mechanism learns which are liquidatable
+        hf = self.book.health(self.oracle_px)
+        self.recorder.health_step(t, hf)
+        for p, mech in enumerate(self.mechanisms):
+            s = self.book.slices[p]
+            mech.start(np.flatnonzero(hf[s] < 1.0) + s.start, t)
+        # 6-7. offers, keepers bid (ordered by latency, ties broken by the seeded rng), settle, apply
+        order = self._keeper_order()
+        for _ in range(self.spec.liquidators.rounds_per_step):
+            if not self._liquidation_round(order, t):
+                break
+        for p, mech in enumerate(self.mechanisms):
+            self._apply_fills(p, mech.end_step(self.book, t))
+        # 8. keepers sell seized collateral
+        for k in order:
+            k.sell()
+        # 9. record
+        self.recorder.collect(t)
+
+    def _keeper_order(self) -> list[Liquidator]:
+        keys = [(k.config.latency_steps, self.random.random()) for k in self.keepers]
+        return [self.keepers[i] for i in sorted(range(len(self.keepers)), key=keys.__getitem__)]
+
+    def _liquidation_round(self, keepers: list[Liquidator], t: int) -> bool:
+        """One offer/bid/settle round across protocols; True if anything was filled."""
+        self.planned[:] = 0.0
+        for k in keepers:
+            k.new_step()
+        any_fill = False
+        for p, mech in enumerate(self.mechanisms):
+            offers = mech.offers(self.book, self.oracle_px[p], t)
+            if offers.size == 0:
+                bids = Bids.empty()
+            else:
+                remaining = offers.max_pay.copy()
+                shared: dict[int, IntArray] = {}  # offers found profitable, per keeper configuration
+                parts = []
+                for k in keepers:
+                    known = shared.get(id(k.config))
+                    if known is not None and known.size == 0:
+                        continue  # an identical keeper found nothing profitable; neither will this one
+                    b, profitable = k.bid(p, offers, remaining, t, known)
+                    shared.setdefault(id(k.config), profitable)
+                    parts.append(b)
+                bids = Bids.concat(parts)
+            fills = mech.settle(self.book, bids, t)
+            any_fill |= self._apply_fills(p, fills)
+        return any_fill
+
+    def _apply_fills(self, p: int, fills: Fills) -> bool:
+        """Log fills (with the health they were taken at), apply them to the book, hand collateral to keepers."""
+        if fills.size == 0:
+            return False
+        ids = self.recorder.log_fills(p, fills)
+        self.book.apply(fills)
+        self.protocol_collateral += fills.to_protocol.sum(axis=0)
+        self.pool_received += fills.received[fills.taker == POOL].sum(axis=0)
+        self.topped_up += np.maximum(-fills.seized[fills.taker == BORROWER], 0.0).sum(axis=0)
+        keeper_rows = np.flatnonzero(fills.taker >= 0)
+        if keeper_rows.size:
+            debt_cost = self._debt_cost_usd(p, fills.paid[keeper_rows])
+            gas_usd = self.gas.cost_usd(self.spec.liquidators.gas_units)
+            takers = fills.taker[keeper_rows]
+            for k in np.unique(takers):
+                rows = keeper_rows[takers == k]
+                sel = takers == k
+                self.keepers[k].receive(p, ids[rows], fills.received[rows], float(debt_cost[sel].sum()),
+                                        gas_usd * rows.size)
+        return True
+
+    # ------------------------------------------------------------------ market access for agents
+
+    def plan_sales(self, units: FloatArray) -> None:
+        """A keeper announces collateral it will sell this step (later keepers price it in)."""
+        self.planned += units
+
+    def quote_sales(self, units: FloatArray) -> FloatArray:
+        """USD proceeds of selling ``units`` (shape (..., A)) after the sales already planned this step."""
+        f = self.fundamental[self.t]
+        total = np.zeros(units.shape[:-1])
+        for a in np.flatnonzero(units.reshape(-1, self.n_assets).any(axis=0)):
+            v = self.venues[a]
+            z = v.z
+            if self.planned[a] > 0:
+                base = v.quote_sell(np.array([self.planned[a]]), f[a], z)[0]
+                total += v.quote_sell(units[..., a] + self.planned[a], f[a], z) - base
+            else:
+                total += v.quote_sell(units[..., a], f[a], z)
+        return total
+
+    def quote_debt_cost(self, p: int, pay: FloatArray) -> FloatArray:
+        """USD cost of acquiring ``pay`` units of protocol p's debt asset."""
+        da = self.book.debt_asset[p]
+        if da == self.n_assets:
+            return np.asarray(pay, dtype=np.float64)
+        return self.venues[da].quote_buy(pay, float(self.fundamental[self.t, da]))
+
+    def _debt_cost_usd(self, p: int, paid: FloatArray) -> FloatArray:
+        """Keepers buy the debt asset they pay with (moving its venue); returns USD per row."""
+        da = self.book.debt_asset[p]
+        if da == self.n_assets:
+            return np.asarray(paid, dtype=np.float64)
+        total = float(paid.sum())
+        cost = self.venues[da].buy(total, float(self.fundamental[self.t, da]), self.sources.liquidation(p))
+        return paid * (cost / total) if total > 0 else np.zeros_like(paid)
+
+    def sell_collateral(self, asset: int, qty: float, protocol: int, fill_ids: IntArray,
+                        fill_qty: FloatArray) -> float:
+        """A keeper sells seized collateral; the price move is attributed to the fills it came from."""
+        venue = self.venues[asset]
+        z0 = venue.z
+        proceeds = venue.sell(qty, float(self.fundamental[self.t, asset]), self.sources.liquidation(protocol))
+        self.keeper_sold[asset] += qty
+        self.recorder.log_sale(asset, fill_ids, fill_qty / qty, venue.z - z0, proceeds * fill_qty / qty)
+        return proceeds
+
+    def deleverage(self, positions: IntArray, asset: IntArray, units: FloatArray) -> Fills:
+        """Borrowers sell collateral on the venues and repay with the proceeds (one trade per protocol and asset)."""
+        book = self.book
+        A = self.n_assets
+        repaid = np.zeros(positions.size)
+        f = self.fundamental[self.t]
+        for p in np.unique(book.protocol[positions]):
+            for a in np.unique(asset):
+                rows = np.flatnonzero((book.protocol[positions] == p) & (asset == a) & (units > 0))
+                qty = float(units[rows].sum())
+                if qty <= 0:
+                    continue
+                proceeds = self.venues[a].sell(qty, float(f[a]), self.sources.deleverage(int(p)))
+                self.borrower_sold[a] += qty
+                debt_px = self.market_px_ext()[book.debt_asset[p]]
+                repaid[rows] = proceeds * units[rows] / qty / debt_px
+        seized = np.zeros((positions.size, A))
+        seized[np.arange(positions.size), asset] = units
+        return Fills.make(positions, BORROWER, A, repaid=np.minimum(repaid, book.debt[positions]), seized=seized)
+
+    def apply_borrower_fills(self, fills: Fills) -> None:
+        """Borrower actions go through the same mutator and log as liquidations."""
+        for p in np.unique(self.book.protocol[fills.position]):
+            rows = self.book.protocol[fills.position] == p
+            self._apply_fills(int(p), Fills(*(getattr(fills, f)[rows] for f in Fills.__dataclass_fields__)))
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> CascadeModel:
+        """Run every step of the horizon."""
+        while self.t < self.n_steps:
+            self.step()
+        return self
+
+    def collateral_conservation_error(self) -> float:
+        """Largest relative mismatch, over assets, of collateral conservation across all holders.
+
+        initial + topped up == in positions + keeper inventory + sold by keepers
+        + sold by borrowers + kept by protocols + received by pools.
+        """
+        book = self.book
+        initial = book.collateral0.sum(axis=0) + self.topped_up
+        held = (book.collateral.sum(axis=0) + sum(k.inventory for k in self.keepers) + self.keeper_sold
+                + self.borrower_sold + self.protocol_collateral + self.pool_received)
+        return float(np.max(np.abs(initial - held) / np.maximum(initial, 1.0), initial=0.0))
+
+    def result(self):
+        """The run's RunResult (metrics, timeseries, fills, cascade)."""
+        return self.recorder.result()

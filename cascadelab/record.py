@@ -1,0 +1,354 @@
+"""What a run leaves behind: per-step aggregates, the fill and sale logs, and the run metrics.
+
+Per-step aggregates go into arrays preallocated for the whole horizon; fills and sales
+are appended as array chunks (never one Python object per fill) and become DataFrames at
+the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
+
+- ``bad_debt_usd``: debt written off (valued at the debt asset's market price when written
+  off) + sum over open positions of max(0, debt - collateral value) at the horizon's
+  market prices.  ``bad_debt_frac``: bad_debt_usd / initial debt value.
+- ``liquidated_usd``: collateral seized by liquidations, valued at the market price at fill time.
+- ``liquidated_debt_usd``: debt repaid by liquidations (at the debt asset's market price).
+- ``liquidation_count``: number of liquidation fills.
+- ``max_price_impact``: max over steps and assets of 1 - P_t / F_t (end-of-step market vs fundamental).
+- ``borrower_loss_usd``: liquidated_usd - liquidated_debt_usd (what borrowers lost beyond their debt).
+- ``liquidator_pnl_usd``: keepers' sale proceeds - cost of the debt they repaid - gas,
+  plus unsold inventory at the horizon's market price.
+- ``induced_liquidated_usd`` / ``induced_share``: liquidations of positions that would still
+  have been healthy at the fundamental price (the cascade's own part), and their share of
+  liquidated_usd.  "At the fundamental price" means as the protocol's own oracle would report
+  it if it were fed F_t instead of the market price (same lag, threshold, heartbeat), so that
+  oracle staleness alone is never counted as cascade: with venues that never move, nothing is
+  induced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mechanisms.base import BORROWER, Fills
+
+if TYPE_CHECKING:
+    from cascadelab.model import CascadeModel
+    from cascadelab.spec import Spec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+METRICS = (
+    "bad_debt_usd", "bad_debt_frac", "liquidated_usd", "liquidated_debt_usd", "liquidation_count",
+    "max_price_impact", "borrower_loss_usd", "liquidator_pnl_usd", "induced_liquidated_usd", "induced_share",
+)
+"""Run metric names (the contract of DESIGN.md section 8; extended, never renamed)."""
+
+KINDS = ("liquidation", "write_off", "borrower", "redistribution")
+"""Fill kinds in the fill log."""
+
+
+def fill_kind(fills: Fills) -> IntArray:
+    """Index into KINDS for every fill row."""
+    kind = np.zeros(fills.size, dtype=np.int64)
+    moved = (np.abs(fills.seized).sum(axis=1) > 0) | (fills.repaid != 0)
+    kind[~moved & (fills.written_off > 0)] = 1
+    kind[(fills.repaid < 0) | (fills.seized < 0).any(axis=1)] = 3
+    kind[fills.taker == BORROWER] = 2  # after redistribution: top-ups add collateral but are borrower actions
+    return kind
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced (DESIGN.md section 8)."""
+
+    metrics: dict[str, float]
+    timeseries: pd.DataFrame
+    fills: pd.DataFrame
+    sales: pd.DataFrame
+    cascade: pd.DataFrame
+    per_protocol: dict[str, dict[str, float]]
+    per_asset: dict[str, dict[str, float]]
+    spec: Spec
+    seed: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, float] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The summary printed by ``cascadelab run --json``."""
+        return {
+            "metrics": self.metrics,
+            "per_protocol": self.per_protocol,
+            "per_asset": self.per_asset,
+            "seed": self.seed,
+            "checks": self.checks,
+        }
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write timeseries, fills, sales and cascade (Parquet), metrics and the resolved spec (JSON)."""
+        from cascadelab.spec import spec_to_dict
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.timeseries.to_parquet(out / "timeseries.parquet", index=False)
+        self.fills.to_parquet(out / "fills.parquet", index=False)
+        self.sales.to_parquet(out / "sales.parquet", index=False)
+        self.cascade.to_parquet(out / "cascade.parquet", index=False)
+        (out / "metrics.json").write_text(json.dumps(self.to_json_dict(), indent=2, default=_json_default))
+        (out / "spec.json").write_text(json.dumps(spec_to_dict(self.spec), indent=2, default=_json_default))
+        return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class Recorder:
+    """Preallocated per-step arrays plus chunked fill and sale logs for one model."""
+
+    def __init__(self, model: CascadeModel) -> None:
+        self.model = model
+        T, A, P, S = model.n_steps, model.n_assets, model.n_protocols, len(model.sources)
+        self.market = np.zeros((T + 1, A))
+        self.oracle = np.zeros((T + 1, P, A))
+        self.gas = np.zeros(T + 1)
+        self.decay = np.ones((T + 1, A))
+        self.z = np.zeros((T + 1, A))
+        self.parts = np.zeros((T + 1, A, S))
+        self.unhealthy = np.zeros((T + 1, P), dtype=np.int64)
+        self.debt_usd = np.zeros((T + 1, P))
+        self.collateral_usd = np.zeros((T + 1, P))
+        self.liquidated_usd = np.zeros((T + 1, P))
+        self.repaid_usd = np.zeros((T + 1, P))
+        self.written_off_usd = np.zeros((T + 1, P))
+        self.fill_count = np.zeros((T + 1, P), dtype=np.int64)
+        self._fills: list[dict[str, np.ndarray]] = []
+        self._sales: list[dict[str, np.ndarray]] = []
+        self.n_fills = 0
+
+    # ---------------------------------------------------------------- during the run
+
+    def health_step(self, t: int, hf: FloatArray) -> None:
+        for p, s in enumerate(self.model.book.slices):
+            self.unhealthy[t, p] = int(np.count_nonzero(hf[s] < 1.0))
+
+    def log_fills(self, p: int, fills: Fills) -> IntArray:
+        """Log fills before they are applied (so health is as they were taken); returns their ids."""
+        m = self.model
+        book = m.book
+        t = m.t
+        pos = fills.position
+        mkt = m.market_px_ext()
+        mkt_px = np.tile(mkt, (m.n_protocols, 1))
+        debt_px = mkt[book.debt_asset[p]]
+        kind = fill_kind(fills)
+        ids = np.arange(self.n_fills, self.n_fills + fills.size, dtype=np.int64)
+        self.n_fills += fills.size
+        seized_usd = fills.seized @ mkt[: m.n_assets]
+        chunk = {
+            "fill_id": ids,
+            "step": np.full(fills.size, t, dtype=np.int64),
+            "protocol": np.full(fills.size, p, dtype=np.int64),
+            "position": pos,
+            "cohort": book.cohort[pos],
+            "taker": fills.taker,
+            "kind": kind,
+            "repaid": fills.repaid,
+            "paid": fills.paid,
+            "written_off": fills.written_off,
+            "seized_usd": seized_usd,
+            "repaid_usd": fills.repaid * debt_px,
+            "paid_usd": fills.paid * debt_px,
+            "written_off_usd": fills.written_off * debt_px,
+            "debt_before": book.debt[pos].copy(),
+            "collateral_usd_before": book.collateral[pos] @ mkt[: m.n_assets],
+            "hf_oracle": book.health_of(pos, m.oracle_px),
+            "hf_fundamental": book.health_of(pos, m.shadow_oracle_px()),
+            "hf_market": book.health_of(pos, mkt_px),
+            "asset": np.argmax(book.collateral[pos] * mkt[: m.n_assets], axis=1),
+        }
+        for a, name in enumerate(m.asset_names):
+            chunk[f"seized_{name}"] = fills.seized[:, a]
+            chunk[f"seized_usd_{name}"] = fills.seized[:, a] * mkt[a]
+            chunk[f"to_protocol_{name}"] = fills.to_protocol[:, a]
+        self._fills.append(chunk)
+        liq = kind == 0
+        self.liquidated_usd[t, p] += seized_usd[liq].sum()
+        self.repaid_usd[t, p] += (fills.repaid[liq] * debt_px).sum()
+        self.fill_count[t, p] += int(liq.sum())
+        self.written_off_usd[t, p] += (fills.written_off * debt_px).sum()
+        return ids
+
+    def log_sale(self, asset: int, fill_ids: IntArray, shares: FloatArray, dz: float,
+                 proceeds: FloatArray) -> None:
+        """A keeper's sale of seized collateral: each fill's share of the price move (z units) and proceeds."""
+        self._sales.append({
+            "fill_id": fill_ids,
+            "step": np.full(fill_ids.size, self.model.t, dtype=np.int64),
+            "asset": np.full(fill_ids.size, asset, dtype=np.int64),
+            "dz": dz * shares,
+            "proceeds_usd": proceeds,
+        })
+
+    def collect(self, t: int) -> None:
+        """Step 9: record this step's aggregates."""
+        m = self.model
+        book = m.book
+        mkt = m.market_px_ext()
+        self.market[t] = mkt[:-1]
+        self.oracle[t] = m.oracle_px[:, :-1]
+        self.gas[t] = m.gas.gwei
+        for a, v in enumerate(m.venues):
+            self.z[t, a] = v.z
+            self.parts[t, a] = v.parts
+        for p, s in enumerate(book.slices):
+            self.debt_usd[t, p] = book.debt[s].sum() * mkt[book.debt_asset[p]]
+            self.collateral_usd[t, p] = book.collateral[s].sum(axis=0) @ mkt[:-1]
+
+    # ---------------------------------------------------------------- after the run
+
+    def fills_frame(self) -> pd.DataFrame:
+        m = self.model
+        if not self._fills:
+            cols = ["fill_id", "step", "protocol", "position", "cohort", "taker", "kind", "asset"]
+            df = pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+            for c in ("repaid", "paid", "written_off", "seized_usd", "repaid_usd", "paid_usd", "written_off_usd",
+                      "debt_before", "collateral_usd_before", "hf_oracle", "hf_fundamental", "hf_market"):
+                df[c] = pd.Series(dtype="float64")
+            for name in m.asset_names:
+                df[f"seized_{name}"] = pd.Series(dtype="float64")
+                df[f"seized_usd_{name}"] = pd.Series(dtype="float64")
+                df[f"to_protocol_{name}"] = pd.Series(dtype="float64")
+        else:
+            df = pd.DataFrame({k: np.concatenate([c[k] for c in self._fills]) for k in self._fills[0]})
+        df["kind"] = pd.Categorical.from_codes(df["kind"].to_numpy(), categories=list(KINDS))
+        df["protocol"] = pd.Categorical.from_codes(df["protocol"].to_numpy(), categories=m.protocol_names)
+        df["asset"] = pd.Categorical.from_codes(df["asset"].to_numpy(), categories=m.asset_names)
+        df["induced"] = (df["kind"] == "liquidation") & (df["hf_fundamental"] >= 1.0)
+        return df
+
+    def sales_frame(self) -> pd.DataFrame:
+        if not self._sales:
+            return pd.DataFrame({"fill_id": pd.Series(dtype="int64"), "step": pd.Series(dtype="int64"),
+                                 "asset": pd.Series(dtype="int64"), "dz": pd.Series(dtype="float64"),
+                                 "proceeds_usd": pd.Series(dtype="float64")})
+        return pd.DataFrame({k: np.concatenate([c[k] for c in self._sales]) for k in self._sales[0]})
+
+    def timeseries_frame(self) -> pd.DataFrame:
+        m = self.model
+        T = m.n_steps
+        cols: dict[str, np.ndarray] = {
+            "step": np.arange(T + 1),
+            "time_s": np.arange(T + 1) * m.spec.run.dt_seconds,
+            "gas_gwei": self.gas,
+        }
+        for a, name in enumerate(m.asset_names):
+            cols[f"fundamental_{name}"] = m.fundamental[:, a]
+            cols[f"market_{name}"] = self.market[:, a]
+            cols[f"impact_{name}"] = 1.0 - self.market[:, a] / m.fundamental[:, a]
+            cols[f"z_{name}"] = self.z[:, a]
+            cols[f"decay_{name}"] = self.decay[:, a]
+            for s, src in enumerate(m.sources.names):
+                cols[f"z_{name}_{src}"] = self.parts[:, a, s]
+        for p, proto in enumerate(m.protocol_names):
+            for a, name in enumerate(m.asset_names):
+                cols[f"oracle_{proto}_{name}"] = self.oracle[:, p, a]
+            cols[f"unhealthy_{proto}"] = self.unhealthy[:, p]
+            cols[f"debt_usd_{proto}"] = self.debt_usd[:, p]
+            cols[f"collateral_usd_{proto}"] = self.collateral_usd[:, p]
+            cols[f"liquidated_usd_{proto}"] = self.liquidated_usd[:, p]
+            cols[f"repaid_usd_{proto}"] = self.repaid_usd[:, p]
+            cols[f"written_off_usd_{proto}"] = self.written_off_usd[:, p]
+            cols[f"fills_{proto}"] = self.fill_count[:, p]
+        return pd.DataFrame(cols)
+
+    def result(self) -> RunResult:
+        m = self.model
+        fills = self.fills_frame()
+        metrics, per_protocol, per_asset = compute_metrics(m, fills, self.market)
+        d_err, c_err = m.book.ledger_error()
+        checks = {
+            "debt_ledger_error": d_err,
+            "collateral_ledger_error": c_err,
+            "collateral_conservation_error": m.collateral_conservation_error(),
+        }
+        bad = {k: v for k, v in checks.items() if not v <= 1e-6}
+        if bad:
+            raise AssertionError(f"conservation violated at run end: {bad}")
+        for k, v in metrics.items():
+            if not math.isfinite(v):
+                raise AssertionError(f"metric {k} is not finite: {v}")
+        return RunResult(
+            metrics=metrics,
+            timeseries=self.timeseries_frame(),
+            fills=fills,
+            sales=self.sales_frame(),
+            cascade=pd.DataFrame({"parent": pd.Series(dtype="int64"), "child": pd.Series(dtype="int64"),
+                                  "weight": pd.Series(dtype="float64")}),
+            per_protocol=per_protocol,
+            per_asset=per_asset,
+            spec=m.spec,
+            seed={"entropy": int(m.seed_sequence.entropy), "spawn_key": list(m.seed_sequence.spawn_key)},
+            checks=checks,
+        )
+
+
+def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: float) -> dict[str, float]:
+    """The fill-based metrics over one group of fills (a protocol, or the whole run)."""
+    liq = fills[fills["kind"] == "liquidation"]
+    liquidated = float(liq["seized_usd"].sum())
+    repaid = float(liq["repaid_usd"].sum())
+    induced = float(liq.loc[liq["induced"], "seized_usd"].sum())
+    bad = float(fills["written_off_usd"].sum()) + open_shortfall
+    return {
+        "bad_debt_usd": bad,
+        "bad_debt_frac": bad / initial_debt if initial_debt > 0 else 0.0,
+        "liquidated_usd": liquidated,
+        "liquidated_debt_usd": repaid,
+        "liquidation_count": float(len(liq)),
+        "borrower_loss_usd": liquidated - repaid,
+        "induced_liquidated_usd": induced,
+        "induced_share": induced / liquidated if liquidated > 0 else 0.0,
+    }
+
+
+def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
+                    ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Run metrics, per-protocol metrics and per-asset metrics (definitions in the module docstring)."""
+    book = m.book
+    px_end = np.append(market[-1], 1.0)
+    px_0 = np.append(m.fundamental[0], 1.0)
+    shortfall = np.maximum(book.debt_value(px_end) - book.collateral_value(px_end), 0.0)
+    debt0_usd = book.debt0 * px_0[book.debt_asset[book.protocol]]
+    per_protocol = {}
+    for p, name in enumerate(m.protocol_names):
+        s = book.slices[p]
+        per_protocol[name] = _group_metrics(fills[fills["protocol"] == name], float(shortfall[s].sum()),
+                                            float(debt0_usd[s].sum()))
+    metrics = _group_metrics(fills, float(shortfall.sum()), float(debt0_usd.sum()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        impact = 1.0 - market / m.fundamental
+    metrics["max_price_impact"] = float(np.max(impact, initial=0.0))
+    pnl = 0.0
+    for k in m.keepers:
+        pnl += k.books.proceeds - k.books.spent - k.books.gas + float(k.inventory @ market[-1])
+    metrics["liquidator_pnl_usd"] = pnl
+    liq = fills[fills["kind"] == "liquidation"]
+    per_asset = {}
+    for a, name in enumerate(m.asset_names):
+        per_asset[name] = {
+            "liquidated_usd": float(liq[f"seized_usd_{name}"].sum()),
+            "max_price_impact": float(np.max(impact[:, a], initial=0.0)),
+        }
+    return {k: metrics[k] for k in METRICS}, per_protocol, per_asset
+

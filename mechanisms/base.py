@@ -1,0 +1,227 @@
+"""The liquidation-mechanism interface (DESIGN.md section 5) and the records it exchanges.
+
+A mechanism is told which positions became liquidatable (``start``), publishes what can
+be taken now and at what terms (``offers``), turns keepers' bids into fills (``settle``,
+the only way collateral leaves a position), and handles expiries, resets, backstop
+absorption and write-offs (``end_step``).  Mechanisms are deterministic and hold no
+random state: all randomness lives in the market and the agents.
+
+Offers are linear: a taker pays ``x`` debt-asset units with ``min_pay <= x <= max_pay``,
+receives ``x * receive_per_pay`` collateral units (one column per asset) and the
+position's debt falls by ``x * repay_per_pay``.  Fixed-bonus liquidation, Dutch
+auctions, partial liquidation and store-front sales are all of this form; mechanisms
+whose terms are not linear (English auctions) subclass :class:`Offers` with the extra
+fields their bidders need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from cascadelab.book import PositionBook
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# Counterparty codes for fills that no keeper takes (keepers are numbered from 0).
+BORROWER = -1
+"""The position's owner (top-ups, repayments, deleveraging, collateral returned)."""
+PROTOCOL = -2
+"""The protocol itself (write-offs, fees, absorption into reserves)."""
+POOL = -3
+"""A backstop / stability pool."""
+REDISTRIBUTION = -4
+"""Other borrowers of the same protocol (Liquity-style redistribution)."""
+
+
+def _f(shape: tuple[int, ...] = (0,)) -> Any:
+    return field(default_factory=lambda: np.zeros(shape))
+
+
+@dataclass(frozen=True)
+class Offers:
+    """What can be taken now, at what terms, and how much (one row per offer)."""
+
+    position: IntArray
+    max_pay: FloatArray
+    receive_per_pay: FloatArray  # (k, A)
+    repay_per_pay: FloatArray
+    min_pay: FloatArray
+    since: IntArray  # step at which the offer (liquidatability / auction) started
+
+    @property
+    def size(self) -> int:
+        return int(self.position.shape[0])
+
+    @classmethod
+    def empty(cls, n_assets: int) -> Offers:
+        return cls(
+            position=np.zeros(0, dtype=np.int64),
+            max_pay=np.zeros(0),
+            receive_per_pay=np.zeros((0, n_assets)),
+            repay_per_pay=np.zeros(0),
+            min_pay=np.zeros(0),
+            since=np.zeros(0, dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class Bids:
+    """Keepers' bids: which offer, who, how much they pay (in priority order)."""
+
+    offer: IntArray
+    taker: IntArray
+    pay: FloatArray
+
+    @property
+    def size(self) -> int:
+        return int(self.offer.shape[0])
+
+    @classmethod
+    def empty(cls) -> Bids:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+
+    @classmethod
+    def concat(cls, parts: list[Bids]) -> Bids:
+        parts = [b for b in parts if b.size]
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(b, f.name) for b in parts]) for f in fields(cls)))
+
+
+@dataclass(frozen=True)
+class Fills:
+    """Who got what: the only record that changes positions (applied by PositionBook.apply).
+
+    Per row: ``seized`` collateral units leave the position (negative: added), of which
+    ``to_protocol`` is kept by the protocol and the rest goes to ``taker``; the taker
+    pays ``paid`` debt-asset units, of which ``repaid`` reduces the position's debt (the
+    excess is a penalty kept by the protocol); ``written_off`` debt is cancelled as bad
+    debt.  Amounts are in the position's own units.
+    """
+
+    position: IntArray
+    taker: IntArray
+    repaid: FloatArray
+    paid: FloatArray
+    seized: FloatArray  # (k, A)
+    to_protocol: FloatArray  # (k, A)
+    written_off: FloatArray
+
+    @property
+    def size(self) -> int:
+        return int(self.position.shape[0])
+
+    @property
+    def received(self) -> FloatArray:
+        """Collateral units that reach the taker."""
+        return self.seized - self.to_protocol
+
+    @classmethod
+    def empty(cls, n_assets: int) -> Fills:
+        z = np.zeros(0)
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
+                   np.zeros((0, n_assets)), np.zeros((0, n_assets)), z)
+
+    @classmethod
+    def make(cls, position: IntArray, taker: IntArray | int, n_assets: int, *,
+             repaid: FloatArray | float = 0.0, paid: FloatArray | None = None,
+             seized: FloatArray | None = None, to_protocol: FloatArray | None = None,
+             written_off: FloatArray | float = 0.0) -> Fills:
+        """Build fills with zero defaults for the parts a mechanism does not use."""
+        position = np.asarray(position, dtype=np.int64)
+        k = position.shape[0]
+        repaid_a = np.broadcast_to(np.asarray(repaid, dtype=np.float64), (k,)).copy()
+        return cls(
+            position=position,
+            taker=np.broadcast_to(np.asarray(taker, dtype=np.int64), (k,)).copy(),
+            repaid=repaid_a,
+            paid=repaid_a.copy() if paid is None else np.asarray(paid, dtype=np.float64),
+            seized=np.zeros((k, n_assets)) if seized is None else np.asarray(seized, dtype=np.float64),
+            to_protocol=np.zeros((k, n_assets)) if to_protocol is None else np.asarray(to_protocol, dtype=np.float64),
+            written_off=np.broadcast_to(np.asarray(written_off, dtype=np.float64), (k,)).copy(),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Fills], n_assets: int) -> Fills:
+        parts = [f for f in parts if f.size]
+        if not parts:
+            return cls.empty(n_assets)
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(np.concatenate([getattr(f, fl.name) for f in parts]) for fl in fields(cls)))
+
+
+class LiquidationMechanism(Protocol):
+    """What every registered mechanism implements (DESIGN.md section 5)."""
+
+    name: ClassVar[str]
+
+    def start(self, unhealthy: IntArray, t: int) -> None: ...
+
+    def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers: ...
+
+    def settle(self, book: PositionBook, bids: Bids, t: int) -> Fills: ...
+
+    def end_step(self, book: PositionBook, t: int) -> Fills: ...
+
+
+class MechanismBase:
+    """Shared plumbing: configuration, protocol index, and the liquidatable set.
+
+    Subclasses set ``name`` (registry id), ``Config`` (a frozen dataclass of parameters
+    with production defaults), ``source`` (where the formulas come from) and implement
+    ``offers``/``settle``.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    source: ClassVar[str] = ""
+
+    def __init__(self, config: Any, protocol: int, n_assets: int) -> None:
+        self.config = config
+        self.protocol = protocol
+        self.n_assets = n_assets
+        self.liquidatable = np.zeros(0, dtype=np.int64)
+        self.since = np.zeros(0, dtype=np.int64)
+        self._first_seen = np.zeros(0, dtype=np.int64)  # step a position became liquidatable, -1 if healthy
+
+    def start(self, unhealthy: IntArray, t: int) -> None:
+        """Remember which positions are liquidatable now and since when (vectorised)."""
+        unhealthy = np.asarray(unhealthy, dtype=np.int64)
+        first = self._first_seen
+        need = int(unhealthy.max()) + 1 if unhealthy.size else 0
+        if need > first.size:
+            first = np.concatenate([first, np.full(need - first.size, -1, dtype=np.int64)])
+        now = np.zeros(first.size, dtype=bool)
+        now[unhealthy] = True
+        first[~now] = -1
+        fresh = unhealthy[first[unhealthy] < 0]
+        first[fresh] = t
+        self._first_seen = first
+        self.liquidatable = unhealthy
+        self.since = first[unhealthy]
+
+    def end_step(self, book: PositionBook, t: int) -> Fills:
+        """No end-of-step work by default."""
+        return Fills.empty(self.n_assets)
+
+    # helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def pro_rata_receive(book: PositionBook, positions: IntArray, oracle_px: FloatArray,
+                         value_per_debt_unit: FloatArray) -> FloatArray:
+        """Collateral units per debt unit paid, taken from each asset in proportion to its value.
+
+        ``value_per_debt_unit`` is the USD value of collateral handed over per debt unit
+        paid (e.g. (1 + bonus) * P_debt for a fixed bonus).
+        """
+        coll = book.collateral[positions]
+        value = (coll @ oracle_px[: book.n_assets])[:, None]
+        units_per_usd = np.divide(coll, value, out=np.zeros_like(coll), where=value > 0)
+        return units_per_usd * np.asarray(value_per_debt_unit)[:, None]

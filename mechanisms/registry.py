@@ -1,0 +1,49 @@
+"""The mechanism registry: id -> class; adding a mechanism is one module plus one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cascadelab.schema import SpecError, field_docs, from_dict
+from mechanisms.base import MechanismBase
+from mechanisms.fixed_bonus import FixedBonus
+
+REGISTRY: dict[str, type[MechanismBase]] = {
+    cls.name: cls
+    for cls in (
+        FixedBonus,
+    )
+}
+
+
+def parse_config(value: Any, path: str) -> Any:
+    """Build a mechanism's config from a spec table ``{kind = "...", <params>}``."""
+    if not isinstance(value, dict):
+        raise SpecError(path, f"expected a table like {{ kind = \"fixed_bonus\", ... }}, got {value!r}")
+    kind = value.get("kind")
+    if kind not in REGISTRY:
+        raise SpecError(f"{path}.kind", f"unknown mechanism {kind!r}; one of {', '.join(sorted(REGISTRY))}")
+    params = {k: v for k, v in value.items() if k != "kind"}
+    return from_dict(REGISTRY[kind].Config, params, path)
+
+
+def make(config: Any, protocol: int, n_assets: int) -> MechanismBase:
+    """Instantiate the mechanism for ``config`` serving protocol index ``protocol``."""
+    return REGISTRY[type(config).kind_id](config, protocol, n_assets)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every registered mechanism with its parameters, defaults, allowed ranges and source."""
+    out = []
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        out.append({
+            "id": name,
+            "doc": (cls.__doc__ or "").strip().splitlines()[0],
+            "source": cls.source,
+            "params": [
+                {"name": n, "default": d, "allowed": r, "doc": doc}
+                for n, d, r, doc in field_docs(cls.Config)
+            ],
+        })
+    return out

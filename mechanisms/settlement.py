@@ -1,0 +1,59 @@
+"""Settlement steps shared by mechanisms: filling linear offers in bid order, writing off empty positions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mechanisms.base import PROTOCOL, Bids, Fills, Offers
+
+if TYPE_CHECKING:
+    from cascadelab.book import PositionBook
+
+
+def fill_in_order(book: PositionBook, offers: Offers, bids: Bids, *, to_protocol_share: float = 0.0) -> Fills:
+    """Fill bids on linear offers in priority order, each capped by what earlier bids left.
+
+    Bid j on offer o pays min(pay_j, max_pay_o - sum of earlier fills on o); bids below
+    the offer's ``min_pay`` are refused.  Collateral handed over is pay * receive_per_pay
+    (never more than the position holds); the debt repaid is pay * repay_per_pay.
+    ``to_protocol_share`` of the seized collateral is kept by the protocol (fees).
+    """
+    n_assets = book.n_assets
+    if bids.size == 0 or offers.size == 0:
+        return Fills.empty(n_assets)
+    order = np.argsort(bids.offer, kind="stable")
+    off, pay, taker = bids.offer[order], np.maximum(bids.pay[order], 0.0), bids.taker[order]
+    csum = np.cumsum(pay)
+    group_start = np.r_[0, np.flatnonzero(np.diff(off)) + 1]
+    run_len = np.diff(np.r_[group_start, off.size])
+    before = np.repeat(csum[group_start] - pay[group_start], run_len)
+    used_before = csum - pay - before  # paid by earlier bids on the same offer
+    eff = np.clip(np.minimum(pay, offers.max_pay[off] - used_before), 0.0, None)
+    eff[eff < offers.min_pay[off]] = 0.0
+    restore = np.empty_like(order)
+    restore[order] = np.arange(order.size)
+    eff, off, taker = eff[restore], off[restore], taker[restore]
+    ok = eff > 0
+    eff, off, taker = eff[ok], off[ok], taker[ok]
+    pos = offers.position[off]
+    seized = eff[:, None] * offers.receive_per_pay[off]
+    seized = np.minimum(seized, book.collateral[pos])  # guard against rounding past the balance
+    return Fills.make(
+        pos, taker, n_assets,
+        repaid=np.minimum(eff * offers.repay_per_pay[off], book.debt[pos]),
+        paid=eff,
+        seized=seized,
+        to_protocol=seized * to_protocol_share,
+    )
+
+
+def write_off_empty(book: PositionBook, protocol: int) -> Fills:
+    """Write off the debt of this protocol's positions that have no collateral left (bad debt)."""
+    s = book.slices[protocol]
+    empty = (book.debt[s] > 0) & ~(book.collateral[s] > 0).any(axis=1)
+    pos = np.flatnonzero(empty) + s.start
+    if pos.size == 0:
+        return Fills.empty(book.n_assets)
+    return Fills.make(pos, PROTOCOL, book.n_assets, written_off=book.debt[pos])

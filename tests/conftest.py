@@ -1,0 +1,42 @@
+"""Shared fixtures: small hand-computable scenarios."""
+
+from __future__ import annotations
+
+import copy
+import socket
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the network (Dask LocalCluster uses loopback, which stays allowed)."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0") and "/" not in host:
+            raise RuntimeError(f"network access in a test: {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def single_position_spec(price_path: list[list[float]], *, collateral: float = 10.0, debt: float = 15_000.0,
+                         lt: float = 0.825, bonus: float = 0.05, close_factor: float = 0.5,
+                         venue: str = "none", fee: float = 0.0, steps: int | None = None) -> dict[str, Any]:
+    """One ETH position, a scripted price path, instant oracle, one keeper without gas costs."""
+    steps = steps if steps is not None else int(price_path[-1][0])
+    return copy.deepcopy({
+        "run": {"steps": steps, "dt_seconds": 60, "seed": 1},
+        "assets": {"ETH": {"process": "path", "path": price_path}},
+        "venues": {"ETH": {"kind": venue, "fee": fee, "depth_usd": 1e7, "recovery_halflife_steps": 10}},
+        "protocols": {"lender": {
+            "mechanism": {"kind": "fixed_bonus", "bonus": bonus, "close_factor": close_factor},
+            "oracle": {"kind": "instant"},
+            "markets": {"ETH": {"liquidation_threshold": lt}},
+        }},
+        "positions": [{"protocol": "lender", "collateral": {"ETH": collateral}, "debt": debt, "name": "alice"}],
+        "liquidators": {"count": 1, "capital_usd": 1e9, "gas_units": 0.0, "min_profit_usd": 0.0},
+    })
