@@ -47,3 +47,7 @@ def single_position_spec(price_path: list[list[float]], *, collateral: float = 1
         "positions": [{"protocol": "lender", "collateral": {"ETH": collateral}, "debt": debt, "name": "alice"}],
         "liquidators": {"count": 1, "capital_usd": 1e9, "gas_units": 0.0, "min_profit_usd": 0.0},
     })
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/*.json from this run")
