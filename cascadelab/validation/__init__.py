@@ -8,6 +8,7 @@ and ``cascadelab validate`` prints the table.  See ``core`` for the framework,
 from __future__ import annotations
 
 from cascadelab.validation import closed_form as closed_form  # noqa: F401 - registers checks
+from cascadelab.validation import historical as historical  # noqa: F401 - registers checks
 from cascadelab.validation.core import (
     CHECKS,
     Abs,
