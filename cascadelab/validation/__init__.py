@@ -18,11 +18,11 @@ from cascadelab.validation.core import (
     Outcome,
     Rel,
     Within,
-    register,
+    add,
     run_check,
     run_checks,
     select,
 )
 
-__all__ = ["CHECKS", "Abs", "Check", "CheckResult", "Factor", "Outcome", "Rel", "Within", "register",
+__all__ = ["CHECKS", "Abs", "Check", "CheckResult", "Factor", "Outcome", "Rel", "Within", "add",
            "run_check", "run_checks", "select"]

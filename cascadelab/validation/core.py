@@ -1,12 +1,13 @@
 """The validation framework: checks that compare the engine with a known value, and their outcomes.
 
 A *check* is a function with no arguments returning an :class:`Outcome` (expected value,
-value the engine produced, tolerance).  It is registered with :func:`register` under a
-name, a family, a source (where the expected value comes from) and the mechanisms it
+value the engine produced, tolerance).  It is registered with :func:`add` as a :class:`Check`:
+a name, a family, a source (where the expected value comes from) and the mechanisms it
 needs.  :func:`run_checks` runs them and turns each into a :class:`CheckResult` whose
-status is ``pass``, ``fail``, ``error`` (the check raised: a failure too) or ``skip``
-(a mechanism it needs is not registered, so nothing was compared).  ``cascadelab
-validate`` prints these as a table; the paper's validation section is built from it.
+status is ``pass``, ``fail``, ``error`` (the check raised: a failure too), ``skip`` (a
+mechanism it needs is not registered, so nothing was compared) or ``info`` (a comparison
+reported but not asserted, its reason in the note).  ``cascadelab validate`` prints these
+as a table; the paper's validation section is built from it.
 
 Tolerances say what "agrees" means and are part of the record: :class:`Rel` and
 :class:`Abs` for closed forms, :class:`Factor` (order of magnitude: got/expected within
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -163,17 +164,6 @@ class CheckResult:
 
 CHECKS: dict[str, Check] = {}
 """Every registered check by name, in registration order."""
-
-
-def register(name: str, family: str, source: str, description: str, *, requires: Sequence[str] = ()
-             ) -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
-    """Decorator: register a check function under ``name`` (names are unique)."""
-
-    def deco(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
-        add(Check(name, family, source, description, fn, tuple(requires)))
-        return fn
-
-    return deco
 
 
 def add(check: Check) -> None:
