@@ -14,6 +14,7 @@ import mesa
 import numpy as np
 import numpy.typing as npt
 from mesa.agent import AgentSet
+from scipy.optimize import brentq
 
 from agents.arbitrageurs import Arbitrageur
 from agents.borrowers import BorrowerCohort
@@ -117,6 +118,7 @@ class CascadeModel(mesa.Model):
 
         # flows for the conservation check and planning
         self.planned = np.zeros(self.n_assets)
+        self.planned_debt = np.zeros(self.n_assets)  # debt-asset units keepers have bid to buy, not yet bought
         self.borrower_sold = np.zeros(self.n_assets)
         self.keeper_sold = np.zeros(self.n_assets)
         self.protocol_collateral = np.zeros(self.n_assets)
@@ -216,9 +218,11 @@ class CascadeModel(mesa.Model):
                     b, profitable = k.bid(p, offers, remaining, t, known)
                     shared.setdefault(id(k.config), profitable)
                     parts.append(b)
+                    self._plan_debt_purchase(p, b.pay)
                 bids = Bids.concat(parts)
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)
+            self.planned_debt[:] = 0.0  # this protocol's purchases are done (or were not filled)
         return any_fill
 
     def _apply_fills(self, p: int, fills: Fills) -> bool:
@@ -263,11 +267,21 @@ class CascadeModel(mesa.Model):
         return total
 
     def quote_debt_cost(self, p: int, pay: FloatArray) -> FloatArray:
-        """USD cost of acquiring ``pay`` units of protocol p's debt asset."""
+        """USD cost of acquiring ``pay`` units of protocol p's debt asset after the purchases already planned."""
         da = self.book.debt_asset[p]
         if da == self.n_assets:
             return np.asarray(pay, dtype=np.float64)
-        return self.venues[da].quote_buy(pay, float(self.fundamental[self.t, da]))
+        venue, f = self.venues[da], float(self.fundamental[self.t, da])
+        before = self.planned_debt[da]
+        if before > 0:
+            return venue.quote_buy(np.asarray(pay) + before, f) - venue.quote_buy(np.array([before]), f)[0]
+        return venue.quote_buy(pay, f)
+
+    def _plan_debt_purchase(self, p: int, pay: FloatArray) -> None:
+        """A keeper's bids commit it to buying the debt asset; later keepers price that in (as for sales)."""
+        da = self.book.debt_asset[p]
+        if da < self.n_assets and pay.size:
+            self.planned_debt[da] += float(pay.sum())
 
     def _debt_cost_usd(self, p: int, paid: FloatArray) -> FloatArray:
         """Keepers buy the debt asset they pay with (moving its venue); returns USD per row."""
@@ -302,11 +316,33 @@ class CascadeModel(mesa.Model):
                     continue
                 proceeds = self.venues[a].sell(qty, float(f[a]), self.sources.deleverage(int(p)))
                 self.borrower_sold[a] += qty
-                debt_px = self.market_px_ext()[book.debt_asset[p]]
-                repaid[rows] = proceeds * units[rows] / qty / debt_px
+                bought = self._buy_debt_with(int(p), proceeds)
+                repaid[rows] = bought * units[rows] / qty
         seized = np.zeros((positions.size, A))
         seized[np.arange(positions.size), asset] = units
         return Fills.make(positions, BORROWER, A, repaid=np.minimum(repaid, book.debt[positions]), seized=seized)
+
+    def _buy_debt_with(self, p: int, usd: float) -> float:
+        """Spend ``usd`` on protocol p's debt asset on its venue (moving it, source deleverage); returns units.
+
+        A priced debt asset (a DAI-like stablecoin, CRV) must be bought back to repay, so
+        deleveraging borrowers push its price up like keepers do (Klages-Mundt & Minca's
+        deleveraging spiral).  USD debt is repaid one for one.
+        """
+        da = int(self.book.debt_asset[p])
+        if da == self.n_assets or usd <= 0:
+            return max(usd, 0.0)
+        venue, f = self.venues[da], float(self.fundamental[self.t, da])
+
+        def cost(q: float) -> float:  # minus the budget; clipped so a pool that cannot deliver stays finite
+            return min(float(venue.quote_buy(np.array([q]), f)[0]) - usd, usd)
+
+        hi = usd / venue.price(f)
+        while cost(hi) < 0:
+            hi *= 2.0
+        units = brentq(cost, 0.0, hi, xtol=1e-12 * hi, rtol=1e-12) if hi > 0 else 0.0
+        venue.buy(units, f, self.sources.deleverage(p))
+        return units
 
     def apply_borrower_fills(self, fills: Fills) -> None:
         """Borrower actions go through the same mutator and log as liquidations."""
