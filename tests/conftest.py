@@ -7,6 +7,13 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI and the default run are reproducible (same examples every time); explore new ones with
+# `pytest --hypothesis-profile=explore`.
+settings.register_profile("default", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
+settings.load_profile("default")
 
 
 @pytest.fixture(autouse=True)
