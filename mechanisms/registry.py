@@ -7,6 +7,7 @@ from typing import Any
 from cascadelab.schema import SpecError, field_docs, from_dict
 from mechanisms.base import MechanismBase
 from mechanisms.fixed_bonus import FixedBonus
+from mechanisms.presets import expand_preset
 
 REGISTRY: dict[str, type[MechanismBase]] = {
     cls.name: cls
@@ -24,7 +25,8 @@ def parse_config(value: Any, path: str) -> Any:
     if kind not in REGISTRY:
         raise SpecError(f"{path}.kind", f"unknown mechanism {kind!r}; one of {', '.join(sorted(REGISTRY))}")
     params = {k: v for k, v in value.items() if k != "kind"}
-    return from_dict(REGISTRY[kind].Config, params, path)
+    config_cls = REGISTRY[kind].Config
+    return from_dict(config_cls, expand_preset(config_cls, params, path), path)
 
 
 def make(config: Any, protocol: int, n_assets: int) -> MechanismBase:
@@ -41,6 +43,7 @@ def describe() -> list[dict[str, Any]]:
             "id": name,
             "doc": (cls.__doc__ or "").strip().splitlines()[0],
             "source": cls.source,
+            "presets": getattr(cls.Config, "PRESETS", {}),
             "params": [
                 {"name": n, "default": d, "allowed": r, "doc": doc}
                 for n, d, r, doc in field_docs(cls.Config)
