@@ -7,12 +7,14 @@ from typing import Any
 from cascadelab.schema import SpecError, field_docs, from_dict
 from mechanisms.base import MechanismBase
 from mechanisms.fixed_bonus import FixedBonus
+from mechanisms.partial import Partial
 from mechanisms.presets import expand_preset
 
 REGISTRY: dict[str, type[MechanismBase]] = {
     cls.name: cls
     for cls in (
         FixedBonus,
+        Partial,
     )
 }
 
