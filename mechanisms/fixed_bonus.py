@@ -40,16 +40,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from cascadelab.schema import param
+from mechanisms.allocation import REL, effective_pay
 from mechanisms.base import Bids, Fills, FloatArray, MechanismBase, Offers
 from mechanisms.settlement import fill_in_order, write_off_empty
 from mechanisms.valuation import valuation
 
 if TYPE_CHECKING:
     from cascadelab.book import PositionBook
-
-REL = 1e-12
-"""Relative tolerance for 'this bid takes the full amount'."""
-
 
 @dataclass(frozen=True)
 class FixedBonusConfig:
@@ -134,42 +131,13 @@ class FixedBonus(MechanismBase):
         return self._offers
 
     def settle(self, book: PositionBook, bids: Bids, t: int) -> Fills:
-        bids = clip_to_legal(self._offers, bids, self._cap)
+        if np.isfinite(self._cap).any():  # Aave's leftover rule: cut bids that would leave dust
+            bids = replace(bids, pay=effective_pay(self._offers, bids, self._cap))
         fills = fill_in_order(book, self._offers, bids)
         return with_protocol_share(book, fills, self.config.seized_share_to_protocol)
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         return write_off_empty(book, self.protocol)
-
-
-def clip_to_legal(offers: Offers, bids: Bids, cap: FloatArray) -> Bids:
-    """Cut bids so that each offer's running total is in [0, cap] or equals max_pay (Aave's leftover rule).
-
-    Bids are processed in priority order, rank by rank within an offer (a handful of
-    keepers per offer, so a short loop over ranks, vectorised over offers).  A bid that would
-    end inside the gap (cap, max_pay) is cut to what brings the total to cap (or to nothing).
-    """
-    if bids.size == 0 or not np.isfinite(cap).any():
-        return bids
-    order = np.argsort(bids.offer, kind="stable")
-    off = bids.offer[order]
-    pay = np.maximum(bids.pay[order], 0.0)
-    starts = np.r_[0, np.flatnonzero(np.diff(off)) + 1]
-    rank = np.arange(off.size) - np.repeat(starts, np.diff(np.r_[starts, off.size]))
-    used = np.zeros(offers.size)
-    eff = np.zeros(off.size)
-    for r in range(int(rank.max()) + 1):
-        i = np.flatnonzero(rank == r)
-        o = off[i]
-        e = np.clip(np.minimum(pay[i], offers.max_pay[o] - used[o]), 0.0, None)
-        total = used[o] + e
-        in_gap = (total > cap[o] * (1.0 + REL)) & (total < offers.max_pay[o] * (1.0 - REL))
-        e = np.where(in_gap, np.maximum(cap[o] - used[o], 0.0), e)
-        eff[i] = e
-        used[o] += e
-    out = np.empty_like(eff)
-    out[order] = eff
-    return Bids(offer=bids.offer, taker=bids.taker, pay=out)
 
 
 def with_protocol_share(book: PositionBook, fills: Fills, share: float) -> Fills:

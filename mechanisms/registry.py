@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cascadelab.schema import SpecError, field_docs, from_dict
+from mechanisms.backstop_pool import BackstopPool
 from mechanisms.base import MechanismBase
 from mechanisms.fixed_bonus import FixedBonus
 from mechanisms.partial import Partial
@@ -13,6 +14,7 @@ from mechanisms.presets import expand_preset
 REGISTRY: dict[str, type[MechanismBase]] = {
     cls.name: cls
     for cls in (
+        BackstopPool,
         FixedBonus,
         Partial,
     )

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cascadelab.book import PositionBook
 from mechanisms.base import Bids
+from mechanisms.checks import exercise
 from mechanisms.partial import incentive_factor
 from mechanisms.registry import make, parse_config
 from mechanisms.valuation import Valuation
+from tests.test_mechanism_properties import books
 
 PX = np.array([1000.0, 1.0])
 
@@ -101,3 +105,15 @@ def test_cap_at_collateral_ratio_limits_the_incentive() -> None:
     cfg = parse_config({"kind": "partial"}, "m")
     assert incentive_factor(cfg, one(10_400.0, 10_400.0 * 0.825, 10_000.0))[0] == pytest.approx(
         1 / (1 - (0.02 + 1 - 0.858)), rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(incentive=st.sampled_from(["fixed", "euler", "morpho"]), target=st.sampled_from([1.01, 1.25, 2.0, float("inf")]),
+       cap=st.booleans(), bonus=st.floats(0.0, 0.3), booster=st.floats(1.0, 2.0), case=books())
+def test_partial_any_parameters(incentive: str, target: float, cap: bool, bonus: float, booster: float,
+                                case: tuple[PositionBook, list[np.ndarray]]) -> None:
+    """The conformance suite over every incentive, targets (incl. none), the toxic cap and bonus/booster ranges."""
+    book, path = case
+    config = parse_config({"kind": "partial", "incentive": incentive, "target_health": target,
+                           "cap_at_collateral_ratio": cap, "bonus": bonus, "booster": booster}, "m")
+    assert exercise(lambda: make(config, 0, book.n_assets), book, path) == []
