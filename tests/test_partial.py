@@ -117,3 +117,16 @@ def test_partial_any_parameters(incentive: str, target: float, cap: bool, bonus:
     config = parse_config({"kind": "partial", "incentive": incentive, "target_health": target,
                            "cap_at_collateral_ratio": cap, "bonus": bonus, "booster": booster}, "m")
     assert exercise(lambda: make(config, 0, book.n_assets), book, path) == []
+
+
+def test_an_inline_table_override_swaps_the_mechanism(capsys: pytest.CaptureFixture[str]) -> None:
+    """--set PATH={kind=...} replaces the whole mechanism table (README, 'Swapping the liquidation mechanism')."""
+    from cascadelab.cli import main
+    from cascadelab.spec import load_spec
+
+    spec = load_spec(None, ['protocols.lender_b.mechanism={kind="partial", incentive="morpho", target_health=inf}'])
+    mech = spec.protocols["lender_b"].mechanism
+    assert (type(mech).kind_id, mech.incentive, mech.target_health) == ("partial", "morpho", float("inf"))
+    assert main(["run", "--set", "run.steps=30", "--set", 'protocols.lender_b.mechanism={kind="backstop_pool"}',
+                 "--json"]) == 0
+    assert '"metrics"' in capsys.readouterr().out
