@@ -37,17 +37,17 @@ class Valuation:
     @property
     def health(self) -> FloatArray:
         """W / (D P_d); +inf without debt."""
-        out = np.full(self.debt.shape, np.inf)
-        with np.errstate(over="ignore"):
-            np.divide(self.weighted, self.debt_value, out=out, where=self.debt_value > 0)
-        return out
+        return self._per_debt_value(self.weighted)
 
     @property
     def collateral_ratio(self) -> FloatArray:
         """V / (D P_d); +inf without debt."""
+        return self._per_debt_value(self.value)
+
+    def _per_debt_value(self, x: FloatArray) -> FloatArray:
         out = np.full(self.debt.shape, np.inf)
-        with np.errstate(over="ignore"):
-            np.divide(self.value, self.debt_value, out=out, where=self.debt_value > 0)
+        with np.errstate(over="ignore"):  # dust debt: the ratio overflows to +inf, which is right
+            np.divide(x, self.debt_value, out=out, where=self.debt_value > 0)
         return out
 
     @property
