@@ -73,6 +73,11 @@ def check_fills(book: PositionBook, fills: Fills) -> list[str]:
         bad.append("repaid + written off exceeds the position's debt")
     if fills.repaid.sum() + fills.written_off.sum() < -TOL * max(book.debt.sum(), 1.0):
         bad.append("total debt rose")
+    taken = (fills.taker != BORROWER) & ((fills.repaid > TOL) | (fills.seized > TOL).any(axis=1))
+    liquidated = np.zeros(n, dtype=bool)
+    liquidated[pos[taken]] = True  # e.g. a redistribution must not hand debt back to the position it liquidates
+    if (cut[liquidated] < -TOL * np.maximum(book.debt[liquidated], 1.0)).any():
+        bad.append("a liquidated position's debt rose")
     if (fills.paid[liq] < fills.repaid[liq] - TOL * np.maximum(fills.repaid[liq], 1.0)).any():
         bad.append("taker paid less than the debt repaid")
     return bad

@@ -199,6 +199,14 @@ def test_a_negative_protocol_share_is_only_a_custody_sale() -> None:
     assert check_fills(book, bad) != []
 
 
+def test_a_liquidated_position_never_takes_on_redistributed_debt() -> None:
+    """Offset 100 of a position's debt and hand it 200 back through a redistribution: rejected."""
+    book = PositionBook.of(np.array([[1.0], [1.0]]), np.array([500.0, 500.0]), np.array([0.8]))
+    fills = Fills.concat([Fills.make(np.array([0]), POOL, 1, repaid=100.0),
+                          Fills.make(np.array([0, 1]), REDISTRIBUTION, 1, repaid=np.array([-200.0, 100.0]))], 1)
+    assert "a liquidated position's debt rose" in check_fills(book, fills)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(variant=st.sampled_from(["liquity", "comet"]), share=st.floats(0.0, 2.0), comp=st.floats(0.0, 0.1),
        factor=st.floats(0.5, 1.0), case=books())
