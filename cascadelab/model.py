@@ -17,6 +17,7 @@ from mesa.agent import AgentSet
 from scipy.optimize import brentq
 
 from agents.arbitrageurs import Arbitrageur
+from agents.backstop import Backstop
 from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
 from agents.noise_traders import NoiseTrader
@@ -34,7 +35,8 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Sources:
-    """Ids of the flows whose price impact is attributed: liquidation sales and deleveraging per protocol, noise."""
+    """Ids of the flows whose price impact is attributed: liquidation sales and deleveraging per protocol,
+    noise, and sales by backstop pools per protocol."""
 
     protocols: tuple[str, ...]
 
@@ -48,12 +50,16 @@ class Sources:
     def noise(self) -> int:
         return 2 * len(self.protocols)
 
+    def pool(self, p: int) -> int:
+        return 2 * len(self.protocols) + 1 + p
+
     @property
     def names(self) -> list[str]:
-        return ([f"liq:{p}" for p in self.protocols] + [f"delev:{p}" for p in self.protocols] + ["noise"])
+        return ([f"liq:{p}" for p in self.protocols] + [f"delev:{p}" for p in self.protocols] + ["noise"]
+                + [f"pool:{p}" for p in self.protocols])
 
     def __len__(self) -> int:
-        return 2 * len(self.protocols) + 1
+        return 3 * len(self.protocols) + 1
 
 
 class CascadeModel(mesa.Model):
@@ -115,6 +121,7 @@ class CascadeModel(mesa.Model):
             for a, cfg in spec.noise.items() if cfg.volume_usd > 0
         ]
         self.borrower_set = AgentSet(self.borrowers, random=self.random)
+        self.backstops = [Backstop(self, p, mech) for p, mech in enumerate(self.mechanisms) if hasattr(mech, "pool_for")]
 
         # flows for the conservation check and planning
         self.planned = np.zeros(self.n_assets)
@@ -123,6 +130,7 @@ class CascadeModel(mesa.Model):
         self.keeper_sold = np.zeros(self.n_assets)
         self.protocol_collateral = np.zeros(self.n_assets)
         self.pool_received = np.zeros(self.n_assets)
+        self.backstop_sold = np.zeros(self.n_assets)
         self.topped_up = np.zeros(self.n_assets)
         self.noise_net_units = np.zeros(self.n_assets)
         self.recorder.collect(0)
@@ -187,9 +195,11 @@ class CascadeModel(mesa.Model):
                 break
         for p, mech in enumerate(self.mechanisms):
             self._apply_fills(p, mech.end_step(self.book, t))
-        # 8. keepers sell seized collateral
+        # 8. keepers sell seized collateral; backstops lose depositors and sell or hold what they hold
         for k in order:
             k.sell()
+        for b in self.backstops:
+            b.act()
         # 9. record
         self.recorder.collect(t)
 
@@ -302,6 +312,12 @@ class CascadeModel(mesa.Model):
         self.recorder.log_sale(asset, fill_ids, fill_qty / qty, venue.z - z0, proceeds * fill_qty / qty)
         return proceeds
 
+    def sell_for_backstop(self, protocol: int, asset: int, qty: float) -> float:
+        """A backstop pool sells collateral it holds on the venue (impact source ``pool:<protocol>``); returns USD."""
+        proceeds = self.venues[asset].sell(qty, float(self.fundamental[self.t, asset]), self.sources.pool(protocol))
+        self.backstop_sold[asset] += qty
+        return proceeds
+
     def deleverage(self, positions: IntArray, asset: IntArray, units: FloatArray) -> Fills:
         """Borrowers sell collateral on the venues and repay with the proceeds (one trade per protocol and asset)."""
         book = self.book
@@ -362,13 +378,15 @@ class CascadeModel(mesa.Model):
         """Largest relative mismatch, over assets, of collateral conservation across all holders.
 
         initial + topped up == in positions + keeper inventory + sold by keepers
-        + sold by borrowers + kept by protocols + received by pools.
+        + sold by borrowers + kept by protocols + received by pools; and, for every backstop,
+        received == held + sold on venues or to keepers + taken away by leaving depositors.
         """
         book = self.book
         initial = book.collateral0.sum(axis=0) + self.topped_up
         held = (book.collateral.sum(axis=0) + sum(k.inventory for k in self.keepers) + self.keeper_sold
                 + self.borrower_sold + self.protocol_collateral + self.pool_received)
-        return float(np.max(np.abs(initial - held) / np.maximum(initial, 1.0), initial=0.0))
+        error = float(np.max(np.abs(initial - held) / np.maximum(initial, 1.0), initial=0.0))
+        return max([error] + [b.mechanism.ledger_error() for b in self.backstops])
 
     def result(self):
         """The run's RunResult (metrics, timeseries, fills, cascade)."""

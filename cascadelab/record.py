@@ -11,7 +11,9 @@ the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
 - ``liquidated_debt_usd``: debt repaid by liquidations (at the debt asset's market price).
 - ``liquidation_count``: number of liquidation fills.
 - ``max_price_impact``: max over steps and assets of 1 - P_t / F_t (end-of-step market vs fundamental).
-- ``borrower_loss_usd``: liquidated_usd - liquidated_debt_usd (what borrowers lost beyond their debt).
+- ``borrower_loss_usd``: liquidated_usd - liquidated_debt_usd (what borrowers lost beyond their debt),
+  less what a protocol credits back to the borrower when it takes the collateral itself (Comet's absorb
+  credits V * liquidationFactor - debt: ``paid - repaid`` on liquidation fills whose taker is PROTOCOL).
 - ``liquidator_pnl_usd``: keepers' sale proceeds - cost of the debt they repaid - gas,
   plus unsold inventory at the horizon's market price.
 - ``induced_liquidated_usd`` / ``induced_share``: liquidations of positions that would still
@@ -34,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mechanisms.base import BORROWER, Fills
+from mechanisms.base import BORROWER, PROTOCOL, Fills
 
 if TYPE_CHECKING:
     from cascadelab.model import CascadeModel
@@ -49,8 +51,8 @@ METRICS = (
 )
 """Run metric names (the contract of DESIGN.md section 8; extended, never renamed)."""
 
-KINDS = ("liquidation", "write_off", "borrower", "redistribution")
-"""Fill kinds in the fill log."""
+KINDS = ("liquidation", "write_off", "borrower", "redistribution", "sale")
+"""Fill kinds in the fill log ("sale": a keeper buys collateral the protocol holds, e.g. Comet's storefront)."""
 
 
 def fill_kind(fills: Fills) -> IntArray:
@@ -60,6 +62,7 @@ def fill_kind(fills: Fills) -> IntArray:
     kind[~moved & (fills.written_off > 0)] = 1
     kind[(fills.repaid < 0) | (fills.seized < 0).any(axis=1)] = 3
     kind[fills.taker == BORROWER] = 2  # after redistribution: top-ups add collateral but are borrower actions
+    kind[(fills.to_protocol < 0).any(axis=1)] = 4  # custody sale: collateral from the protocol, not a position
     return kind
 
 
@@ -132,6 +135,8 @@ class Recorder:
         self.repaid_usd = np.zeros((T + 1, P))
         self.written_off_usd = np.zeros((T + 1, P))
         self.fill_count = np.zeros((T + 1, P), dtype=np.int64)
+        self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
+        self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
         self._fills: list[dict[str, np.ndarray]] = []
         self._sales: list[dict[str, np.ndarray]] = []
         self.n_fills = 0
@@ -214,6 +219,11 @@ class Recorder:
         for p, s in enumerate(book.slices):
             self.debt_usd[t, p] = book.debt[s].sum() * mkt[book.debt_asset[p]]
             self.collateral_usd[t, p] = book.collateral[s].sum(axis=0) @ mkt[:-1]
+        for b in getattr(m, "backstops", []):
+            pool, p = b.pool, b.protocol
+            to_usd = 1.0 if b.config.variant == "comet" else mkt[book.debt_asset[p]]
+            self.pool_balance_usd[t, p] = pool.balance * to_usd
+            self.pool_collateral_usd[t, p] = pool.held @ mkt[:-1]
 
     # ---------------------------------------------------------------- after the run
 
@@ -270,6 +280,10 @@ class Recorder:
             cols[f"repaid_usd_{proto}"] = self.repaid_usd[:, p]
             cols[f"written_off_usd_{proto}"] = self.written_off_usd[:, p]
             cols[f"fills_{proto}"] = self.fill_count[:, p]
+        for b in m.backstops:
+            proto = m.protocol_names[b.protocol]
+            cols[f"pool_balance_usd_{proto}"] = self.pool_balance_usd[:, b.protocol]
+            cols[f"pool_collateral_usd_{proto}"] = self.pool_collateral_usd[:, b.protocol]
         return pd.DataFrame(cols)
 
     def result(self) -> RunResult:
@@ -310,13 +324,15 @@ def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: flo
     repaid = float(liq["repaid_usd"].sum())
     induced = float(liq.loc[liq["induced"], "seized_usd"].sum())
     bad = float(fills["written_off_usd"].sum()) + open_shortfall
+    absorbed = liq[liq["taker"] == PROTOCOL]
+    credited = float((absorbed["paid_usd"] - absorbed["repaid_usd"]).sum())
     return {
         "bad_debt_usd": bad,
         "bad_debt_frac": bad / initial_debt if initial_debt > 0 else 0.0,
         "liquidated_usd": liquidated,
         "liquidated_debt_usd": repaid,
         "liquidation_count": float(len(liq)),
-        "borrower_loss_usd": liquidated - repaid,
+        "borrower_loss_usd": liquidated - repaid - credited,
         "induced_liquidated_usd": induced,
         "induced_share": induced / liquidated if liquidated > 0 else 0.0,
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STREAMS = ("prices", "book", "agents", "venues")
+STREAMS = ("prices", "book", "agents", "venues", "backstop")
 """Sub-stream names in their fixed order; append new ones at the end only."""
 
 
@@ -35,6 +35,7 @@ class Streams:
     book: np.random.Generator
     agents: np.random.Generator
     venues: np.random.Generator
+    backstop: np.random.Generator  # backstop depositors (appended: the other streams are unchanged)
 
 
 def streams(seed: np.random.SeedSequence) -> Streams:

@@ -2,8 +2,9 @@
 
 ``check_fills`` checks one batch of fills against the book it is about to be applied to;
 ``exercise`` drives a mechanism through a falling price path with a simple bidder and
-checks every batch, plus debt and collateral conservation over the whole episode and
-determinism.  Tests parametrise these over ``mechanisms.registry.REGISTRY``.  Health is
+checks every batch, plus debt and collateral conservation over the whole episode,
+determinism and, for mechanisms that hold collateral (``custody``), that they never hand
+out more than they hold.  Tests parametrise these over ``mechanisms.registry.REGISTRY``.  Health is
 deliberately *not* required to improve: below a collateral ratio of 1 + bonus a
 fixed-bonus liquidation makes it worse (the toxic spiral).
 """
@@ -53,8 +54,13 @@ def check_fills(book: PositionBook, fills: Fills) -> list[str]:
         bad.append("a liquidation added collateral to a position")
     if (fills.repaid[liq] < -TOL).any() or (fills.written_off < -TOL).any():
         bad.append("a liquidation increased a position's debt")
-    if (fills.to_protocol < -TOL).any() or (fills.to_protocol > np.maximum(fills.seized, 0) + TOL).any():
-        bad.append("protocol share outside [0, seized]")
+    # a custody sale (Comet storefront): the protocol hands collateral it holds to a keeper, to_protocol < 0
+    sale = (fills.to_protocol < -TOL).any(axis=1)
+    if (sale & ((np.abs(fills.seized) > TOL).any(axis=1) | (fills.taker < 0) | (np.abs(fills.repaid) > TOL)
+                | (fills.written_off > TOL))).any():
+        bad.append("negative to_protocol outside a custody sale (seized 0, nothing repaid, a keeper taker)")
+    if (fills.to_protocol > np.maximum(fills.seized, 0) + TOL).any():
+        bad.append("protocol share above seized")
     n, a = book.n, book.n_assets
     seized = np.zeros((n, a))
     np.add.at(seized, pos, fills.seized)
@@ -67,6 +73,11 @@ def check_fills(book: PositionBook, fills: Fills) -> list[str]:
         bad.append("repaid + written off exceeds the position's debt")
     if fills.repaid.sum() + fills.written_off.sum() < -TOL * max(book.debt.sum(), 1.0):
         bad.append("total debt rose")
+    taken = (fills.taker != BORROWER) & ((fills.repaid > TOL) | (fills.seized > TOL).any(axis=1))
+    liquidated = np.zeros(n, dtype=bool)
+    liquidated[pos[taken]] = True  # e.g. a redistribution must not hand debt back to the position it liquidates
+    if (cut[liquidated] < -TOL * np.maximum(book.debt[liquidated], 1.0)).any():
+        bad.append("a liquidated position's debt rose")
     if (fills.paid[liq] < fills.repaid[liq] - TOL * np.maximum(fills.repaid[liq], 1.0)).any():
         bad.append("taker paid less than the debt repaid")
     return bad
@@ -103,6 +114,9 @@ def exercise(make: Callable[[], MechanismBase], book: PositionBook, oracle_price
                 if not bad:
                     b.apply(fills)
                 log.append(fills)
+            custody = getattr(mech, "custody", None)  # collateral a backstop holds outside the book
+            if custody is not None and (np.asarray(custody) < -TOL).any():
+                bad.append(f"step {t}: the mechanism's custody went negative")
             if bad:
                 return bad
         d_err, c_err = b.ledger_error()

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from cascadelab.schema import SpecError, field_docs, from_dict
+from mechanisms.backstop_pool import BackstopPool
 from mechanisms.base import MechanismBase
 from mechanisms.fixed_bonus import FixedBonus
+from mechanisms.partial import Partial
+from mechanisms.presets import expand_preset
 
 REGISTRY: dict[str, type[MechanismBase]] = {
     cls.name: cls
     for cls in (
+        BackstopPool,
         FixedBonus,
+        Partial,
     )
 }
 
@@ -24,7 +29,8 @@ def parse_config(value: Any, path: str) -> Any:
     if kind not in REGISTRY:
         raise SpecError(f"{path}.kind", f"unknown mechanism {kind!r}; one of {', '.join(sorted(REGISTRY))}")
     params = {k: v for k, v in value.items() if k != "kind"}
-    return from_dict(REGISTRY[kind].Config, params, path)
+    config_cls = REGISTRY[kind].Config
+    return from_dict(config_cls, expand_preset(config_cls, params, path), path)
 
 
 def make(config: Any, protocol: int, n_assets: int) -> MechanismBase:
@@ -41,6 +47,7 @@ def describe() -> list[dict[str, Any]]:
             "id": name,
             "doc": (cls.__doc__ or "").strip().splitlines()[0],
             "source": cls.source,
+            "presets": getattr(cls.Config, "PRESETS", {}),
             "params": [
                 {"name": n, "default": d, "allowed": r, "doc": doc}
                 for n, d, r, doc in field_docs(cls.Config)

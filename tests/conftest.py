@@ -32,15 +32,23 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def single_position_spec(price_path: list[list[float]], *, collateral: float = 10.0, debt: float = 15_000.0,
                          lt: float = 0.825, bonus: float = 0.05, close_factor: float = 0.5,
-                         venue: str = "none", fee: float = 0.0, steps: int | None = None) -> dict[str, Any]:
-    """One ETH position, a scripted price path, instant oracle, one keeper without gas costs."""
+                         venue: str = "none", fee: float = 0.0, steps: int | None = None,
+                         mechanism: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ETH position, a scripted price path, instant oracle, one keeper without gas costs.
+
+    ``mechanism`` replaces the fixed-bonus table (e.g. ``{"kind": "partial", ...}``) or, without
+    a ``kind``, adds keys to it.
+    """
+    mech: dict[str, Any] = {"kind": "fixed_bonus", "bonus": bonus, "close_factor": close_factor}
+    if mechanism is not None:
+        mech = dict(mechanism) if "kind" in mechanism else {**mech, **mechanism}
     steps = steps if steps is not None else int(price_path[-1][0])
     return copy.deepcopy({
         "run": {"steps": steps, "dt_seconds": 60, "seed": 1},
         "assets": {"ETH": {"process": "path", "path": price_path}},
         "venues": {"ETH": {"kind": venue, "fee": fee, "depth_usd": 1e7, "recovery_halflife_steps": 10}},
         "protocols": {"lender": {
-            "mechanism": {"kind": "fixed_bonus", "bonus": bonus, "close_factor": close_factor},
+            "mechanism": mech,
             "oracle": {"kind": "instant"},
             "markets": {"ETH": {"liquidation_threshold": lt}},
         }},

@@ -1,4 +1,9 @@
-"""Hand-computable fixed-bonus runs: one position, a scripted price gap, a venue without impact."""
+"""Hand-computable fixed-bonus runs: one position, a scripted price gap, a venue without impact.
+
+These use the plain rule (50% close factor at any health, no dust rules, no protocol fee:
+``PLAIN``) so the arithmetic stays short; the Aave v3.3 rules are tested in
+tests/test_fixed_bonus_aave.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import pytest
 import cascadelab
 from tests.conftest import single_position_spec
 
+PLAIN = {"preset": "textbook"}
+
 
 def test_one_liquidation_restores_health() -> None:
     """10 ETH, debt $15,000, LT 0.825; the price gaps 2000 -> 1700 at step 1 (HF 1.1 -> 0.935).
@@ -14,7 +21,7 @@ def test_one_liquidation_restores_health() -> None:
     Close factor 0.5: repay 7,500; seize 7,500 * 1.05 / 1700 = 4.63235 ETH ($7,875).
     Left: 5.36765 ETH and 7,500 debt, HF = 5.36765 * 1700 * 0.825 / 7500 = 1.0037: no more.
     """
-    r = cascadelab.run(single_position_spec([[0, 2000.0], [1, 1700.0], [5, 1700.0]]))
+    r = cascadelab.run(single_position_spec([[0, 2000.0], [1, 1700.0], [5, 1700.0]], mechanism=PLAIN))
     m = r.metrics
     assert m["liquidation_count"] == 1
     assert m["liquidated_debt_usd"] == pytest.approx(7_500.0, rel=1e-12)
@@ -32,7 +39,7 @@ def test_insolvent_position_runs_to_exhaustion_with_closed_form_bad_debt() -> No
     step 4: the remaining 0.15625 ETH ($218.75) covers 218.75/1.05 = 208.33 of debt;
     the rest, 1,666.67, is written off.  Closed form: D0 - C0/(1+b) = 15000 - 14000/1.05.
     """
-    r = cascadelab.run(single_position_spec([[0, 2000.0], [1, 1400.0], [10, 1400.0]]))
+    r = cascadelab.run(single_position_spec([[0, 2000.0], [1, 1400.0], [10, 1400.0]], mechanism=PLAIN))
     m = r.metrics
     liq = r.fills[r.fills["kind"] == "liquidation"]
     assert list(liq["repaid"].round(6)) == pytest.approx([7500.0, 3750.0, 1875.0, 208.333333], rel=1e-9)
@@ -65,7 +72,8 @@ def test_selling_into_a_pool_moves_the_price_by_the_cpmm_formula() -> None:
     4.632 ETH it seized at step 1, the end-of-step market price is 1700 * (x1/(x1+q))^2 with
     x1 = L / sqrt(1700) the pool's ETH at the pre-sale price.
     """
-    raw = single_position_spec([[0, 2000.0], [1, 1700.0], [3, 1700.0]], venue="constant_product")
+    raw = single_position_spec([[0, 2000.0], [1, 1700.0], [3, 1700.0]], venue="constant_product",
+                               mechanism=PLAIN)
     r = cascadelab.run(raw)
     q = r.fills.loc[0, "seized_ETH"]
     liquidity = 1e7 / (2 * 2000**0.5)

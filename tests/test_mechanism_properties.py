@@ -29,13 +29,24 @@ def books(draw: st.DrawFn) -> tuple[PositionBook, list[np.ndarray]]:
 
 
 
-@pytest.mark.parametrize("kind", sorted(REGISTRY), ids=str)
+def variants() -> list[dict[str, str]]:
+    """Every registered id with its defaults, plus each of its presets (e.g. fixed_bonus compound_v2)."""
+    out = []
+    for kind in sorted(REGISTRY):
+        cfg = REGISTRY[kind].Config
+        out.append({"kind": kind})
+        out += [{"kind": kind, cfg.PRESET_KEY: p} for p in getattr(cfg, "PRESETS", {}) if p != getattr(
+            parse_config({"kind": kind}, "m"), cfg.PRESET_KEY)]
+    return out
+
+
+@pytest.mark.parametrize("table", variants(), ids=lambda t: "-".join(t.values()))
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=books())
-def test_conformance(kind: str, case: tuple[PositionBook, list[np.ndarray]]) -> None:
+def test_conformance(table: dict[str, str], case: tuple[PositionBook, list[np.ndarray]]) -> None:
     """Conservation, debt never rises, seized <= collateral, no NaN/inf, determinism."""
     book, path = case
-    config = parse_config({"kind": kind}, "mechanism")
+    config = parse_config(table, "mechanism")
     violations = exercise(lambda: make(config, 0, book.n_assets), book, path)
     assert violations == []
 

@@ -23,6 +23,8 @@ def main(args: argparse.Namespace) -> int:
     for m in rows:
         print(f"{m['id']}: {m['doc']}")
         print(f"  source: {m['source']}")
+        for preset, values in m.get("presets", {}).items():
+            print(f"  preset {preset}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "the defaults below"))
         for prm in m["params"]:
             print(f"  {prm['name']:<22} default {prm['default']!s:<12} allowed {prm['allowed']:<18} {prm['doc']}")
         print()

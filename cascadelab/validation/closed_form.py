@@ -144,7 +144,7 @@ def static_share_run(d: float = 0.1, h: float = 0.5, n: int = 4000) -> Outcome:
         "run": {"steps": 2, "dt_seconds": 60, "seed": 11},
         "assets": {"ETH": {"process": "path", "path": [[0, p0], [1, p0 * (1 - d)], [2, p0 * (1 - d)]]}},
         "venues": {"ETH": {"kind": "none", "fee": 0.0}},
-        "protocols": {"lender": {"mechanism": {"kind": "fixed_bonus"}, "oracle": {"kind": "instant"},
+        "protocols": {"lender": {"mechanism": {"kind": "fixed_bonus", "preset": "textbook"}, "oracle": {"kind": "instant"},
                                  "markets": {"ETH": {"liquidation_threshold": 0.8}}}},
         "populations": {"book": {"protocol": "lender", "count": n, "collateral_asset": "ETH",
                                  "collateral_usd": {"dist": "constant", "value": 10_000.0},
@@ -205,7 +205,8 @@ def one_position_spec(price_after: float, *, collateral: float = 10.0, debt: flo
         "assets": {"ETH": {"process": "path", "path": [[0, 2000.0], [1, price_after], [steps, price_after]]}},
         "venues": {"ETH": {"kind": "none", "fee": 0.0}},
         "protocols": {"lender": {
-            "mechanism": mechanism or {"kind": "fixed_bonus", "bonus": bonus, "close_factor": close_factor},
+            "mechanism": mechanism or {"kind": "fixed_bonus", "preset": "textbook", "bonus": bonus,
+                                       "close_factor": close_factor},
             "oracle": {"kind": "instant"},
             "markets": {"ETH": {"liquidation_threshold": lt}},
         }},
@@ -299,7 +300,8 @@ def threshold_cascade_spec(g: float, *, n: int = CASCADE_N, d0: float = CASCADE_
         "assets": {"ETH": {"process": "path", "path": [[0, CASCADE_P0], [1, f1], [steps, f1]]}},
         "venues": {"ETH": {"kind": "transient_impact", "impact": "linear", "depth_usd": depth, "fee": 0.0,
                            "recovery_halflife_steps": 1e12}},
-        "protocols": {"lender": {"mechanism": {"kind": "fixed_bonus", "bonus": 0.9, "close_factor": 1.0},
+        "protocols": {"lender": {"mechanism": {"kind": "fixed_bonus", "preset": "textbook", "bonus": 0.9,
+                                               "close_factor": 1.0},
                                  "oracle": {"kind": "instant"},
                                  "markets": {"ETH": {"liquidation_threshold": lt}}}},
         "positions": [{"protocol": "lender", "collateral": {"ETH": 1.0}, "debt": lt * float(p)} for p in thresholds],
@@ -510,7 +512,7 @@ def partial_to_target() -> Outcome:
 
     H = 10 x 1700 x 0.825 / 15000 = 0.935; T = 1.25, b = 0.05: x/D = 0.315/0.38375 = 0.82085.
     """
-    mech = {"kind": "partial", "target_health": PARTIAL_TARGET, "bonus": PARTIAL_BONUS}
+    mech = {"kind": "partial", "incentive": "fixed", "target_health": PARTIAL_TARGET, "bonus": PARTIAL_BONUS}
     r = cascadelab.run(one_position_spec(1700.0, steps=3, mechanism=mech))
     h0 = 10 * 1700 * 0.825 / 15_000
     expected = (PARTIAL_TARGET - h0) / (PARTIAL_TARGET - 0.825 * (1 + PARTIAL_BONUS))
