@@ -12,13 +12,14 @@ if TYPE_CHECKING:
     from cascadelab.book import PositionBook
 
 
-def fill_in_order(book: PositionBook, offers: Offers, bids: Bids, *, to_protocol_share: float = 0.0) -> Fills:
+def fill_in_order(book: PositionBook, offers: Offers, bids: Bids) -> Fills:
     """Fill bids on linear offers in priority order, each capped by what earlier bids left.
 
     Bid j on offer o pays min(pay_j, max_pay_o - sum of earlier fills on o); bids below
     the offer's ``min_pay`` are refused.  Collateral handed over is pay * receive_per_pay
     (never more than the position holds); the debt repaid is pay * repay_per_pay.
-    ``to_protocol_share`` of the seized collateral is kept by the protocol (fees).
+    Protocol fees on top of what the taker receives are added by the mechanism afterwards
+    (e.g. ``fixed_bonus.with_protocol_share``), since ``receive_per_pay`` is the taker's part.
     """
     n_assets = book.n_assets
     if bids.size == 0 or offers.size == 0:
@@ -45,7 +46,6 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids, *, to_protocol
         repaid=np.minimum(eff * offers.repay_per_pay[off], book.debt[pos]),
         paid=eff,
         seized=seized,
-        to_protocol=seized * to_protocol_share,
     )
 
 
