@@ -143,17 +143,19 @@ def shock_prices(snap: BookSnapshot, shock: str, drops: FloatArray) -> FloatArra
 def health(book: PositionBook, coll: FloatArray, debt: FloatArray, oracle: FloatArray) -> FloatArray:
     """Health with a leading grid axis: coll (G, n, A), debt (G, n), oracle (G, P, A) -> (G, n).
 
-    The formula of PositionBook.health; +inf where there is no debt.
+    The formula of PositionBook.health, one protocol slice at a time; +inf where there is no debt.
     """
-    px = oracle[:, book.protocol, :]  # (G, n, A)
-    px_ext = np.concatenate([px, np.ones((*px.shape[:2], 1))], axis=2)
-    weighted = np.einsum("gna,na,gna->gn", coll, book.lt[book.protocol], px)
-    debt_px = np.take_along_axis(px_ext, np.broadcast_to(book.debt_asset[book.protocol][None, :, None],
-                                                          (*px.shape[:2], 1)), axis=2)[:, :, 0]
-    owed = debt * debt_px
+    A = book.n_assets
     out = np.full(debt.shape, np.inf)
-    with np.errstate(over="ignore"):
-        np.divide(weighted, owed, out=out, where=owed > 0)
+    for p, s in enumerate(book.slices):
+        if s.start == s.stop:
+            continue
+        px = oracle[:, p, :]  # (G, A)
+        weighted = np.einsum("gna,a,ga->gn", coll[:, s], book.lt[p], px)
+        d = book.debt_asset[p]
+        owed = debt[:, s] * (px[:, d][:, None] if d < A else 1.0)
+        with np.errstate(over="ignore"):
+            np.divide(weighted, owed, out=out[:, s], where=owed > 0)
     return out
 
 
@@ -194,43 +196,51 @@ def cascade_curve(snap: BookSnapshot, shock: str, drops: FloatArray, max_rounds:
     observed = [fund.copy()]  # market price each round, before its sales; round 0 = the shocked fundamental
     quiet = np.zeros(G, dtype=np.int64)  # rounds since anything was worth liquidating
     horizon = int(snap.oracle_lag.max(initial=0)) + 1
+    alive = coll.sum(axis=2) > 0
     for r in range(1, max_rounds + 1):
-        for g, row in enumerate(venues):
-            for a, v in enumerate(row):
+        act = np.flatnonzero(quiet < horizon)  # grid points not at their fixed point yet
+        if act.size == 0:
+            break  # nothing worth liquidating for longer than any oracle lag anywhere
+        for g in act:
+            for a, v in enumerate(venues[g]):
                 v.recover(float(fund[g, a]))
         market = fund * np.array([[v.multiplier() for v in row] for row in venues])
         observed.append(market)
         oracle = np.stack([observed[max(r - int(snap.oracle_lag[p]), 0)] for p in range(P)], axis=1)  # (G, P, A)
-        under = (health(book, coll, debt, oracle) < 1.0) & (coll.sum(axis=2) > 0)
-        ever |= under
-        px = oracle[:, book.protocol, :]  # (G, n, A) each position's oracle prices
-        px_ext = np.concatenate([px, np.ones((G, book.n, 1))], axis=2)
-        p_debt = px_ext[:, np.arange(book.n), book.debt_asset[book.protocol]]  # (G, n)
-        value = np.einsum("gna,gna->gn", coll, px)
-        repay = np.where(under, np.minimum(cf * debt, value / ((1.0 + bonus) * p_debt)), 0.0)
-        repay = np.where(bonus * repay * p_debt > snap.gas_usd, repay, 0.0)  # the bonus must pay the gas
-        busy = (repay > 0).any(axis=1)
-        quiet = np.where(busy, 0, quiet + 1)
+        under = (health(book, coll[act], debt[act], oracle[act]) < 1.0) & alive[act]
+        gi, ni = np.nonzero(under)
+        gi = act[gi]
+        ever[gi, ni] = True
+        # one liquidation step of every liquidatable position (sparse over (grid point, position))
+        p = book.protocol[ni]
+        px = oracle[gi, p, :]  # (m, A) the position's oracle prices
+        d = book.debt_asset[p]
+        p_debt = np.where(d < A, px[np.arange(ni.size), np.minimum(d, A - 1)], 1.0)
+        c = coll[gi, ni]
+        value = (c * px).sum(axis=1)
+        b = bonus[ni]
+        repay = np.minimum(cf[ni] * debt[gi, ni], value / ((1.0 + b) * p_debt))
+        repay = np.where(b * repay * p_debt > snap.gas_usd, repay, 0.0)  # the bonus must pay the gas
+        busy = np.bincount(gi, weights=(repay > 0).astype(np.float64), minlength=G) > 0
+        quiet[act] = np.where(busy[act], 0, quiet[act] + 1)
         rounds[busy] = r
-        if (quiet >= horizon).all():
-            break  # nothing worth liquidating for longer than any oracle lag: the fixed point
-        grid = np.flatnonzero(busy)
-        if grid.size == 0:
+        if not busy.any():
             continue
-        spend = (repay * p_debt).sum(axis=1)
-        repay *= np.minimum(1.0, snap.keeper_capital_usd / np.maximum(spend, 1e-300))[:, None]
+        spend = np.bincount(gi, weights=repay * p_debt, minlength=G)
+        repay *= np.minimum(1.0, snap.keeper_capital_usd / np.maximum(spend, 1e-300))[gi]
         with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where((repay > 0) & (value > 0), np.minimum(repay * (1.0 + bonus) * p_debt / value, 1.0), 0.0)
-        wanted = coll * frac[:, :, None]
-        fit = _profitable_fraction(venues, grid, wanted, px, bonus, fund)  # (G, A)
-        scale = np.where(coll > 0, fit[:, None, :], 1.0).min(axis=2)  # (G, n)
-        seized = wanted * scale[:, :, None]
-        coll -= seized
-        debt -= repay * scale
-        units = seized.sum(axis=1)  # (G, A)
-        for g in grid:
-            for a in np.flatnonzero(units[g] > 0):
-                sold_usd[g] += venues[g][a].sell(float(units[g, a]), float(fund[g, a]), 0)
+            frac = np.where((repay > 0) & (value > 0), np.minimum(repay * (1.0 + b) * p_debt / value, 1.0), 0.0)
+        wanted = c * frac[:, None]
+        fit = _profitable_fraction(venues, gi, wanted, px / (1.0 + b)[:, None], fund)  # (G, A)
+        scale = np.where(c > 0, fit[gi], 1.0).min(axis=1)
+        seized = wanted * scale[:, None]
+        coll[gi, ni] = c - seized
+        debt[gi, ni] -= repay * scale
+        alive[gi, ni] = coll[gi, ni].sum(axis=1) > 0
+        for a in range(A):
+            units = np.bincount(gi, weights=seized[:, a], minlength=G)
+            for g in np.flatnonzero(units > 0):
+                sold_usd[g] += venues[g][a].sell(float(units[g]), float(fund[g, a]), 0)
         worst = np.maximum(worst, 1.0 - np.array([[v.multiplier() for v in row] for row in venues]))
     curve = _tabulate(snap, shock, drops, ever, fund, "cascade_usd")
     info = pd.DataFrame({"shock": shock, "drop": drops, "rounds": rounds, "sold_usd": sold_usd})
@@ -239,26 +249,26 @@ def cascade_curve(snap: BookSnapshot, shock: str, drops: FloatArray, max_rounds:
     return curve, info
 
 
-def _profitable_fraction(venues: list[list[Venue]], grid: IntArray, wanted: FloatArray, px: FloatArray,
-                         bonus: FloatArray, fund: FloatArray, points: int = 64) -> FloatArray:
+def _profitable_fraction(venues: list[list[Venue]], gi: IntArray, wanted: FloatArray, floor_px: FloatArray,
+                         fund: FloatArray, points: int = 64) -> FloatArray:
     """Per (grid point, asset): the share of the wanted sale keepers can sell at a profit this round.
 
     A keeper paid at oracle price O with bonus b breaks even on the last unit it sells when
-    the marginal execution price is O / (1 + b) (keepers take offers while the marginal one
-    pays, as in agents/liquidators.py); the threshold is volume-weighted over the round.
+    the marginal execution price is O / (1 + b) (``floor_px`` per liquidation; keepers take
+    offers while the marginal one pays, as in agents/liquidators.py); the threshold is
+    volume-weighted over the round's liquidations of the asset.
     """
-    G, _, A = wanted.shape
+    G, A = fund.shape
     fit = np.ones((G, A))
-    units = wanted.sum(axis=1)  # (G, A)
-    for g in grid:
-        for a in np.flatnonzero(units[g] > 0):
-            w = wanted[g, :, a]
-            floor = float(w @ (px[g, :, a] / (1.0 + bonus)) / w.sum())
-            q = units[g, a] * np.r_[0.0, np.geomspace(1e-6, 1.0, points)]
-            marginal = np.diff(venues[g][a].quote_sell(q, float(fund[g, a]))) / np.diff(q)
-            q = q[1:]
-            ok = np.flatnonzero(marginal >= floor)
-            fit[g, a] = q[ok[-1]] / units[g, a] if ok.size else 0.0
+    for a in range(A):
+        units = np.bincount(gi, weights=wanted[:, a], minlength=G)
+        floor = np.bincount(gi, weights=wanted[:, a] * floor_px[:, a], minlength=G)
+        for g in np.flatnonzero(units > 1e-12):  # below that, dust: sold whole
+            q = units[g] * np.r_[0.0, np.geomspace(1e-6, 1.0, points)]
+            step = np.diff(q)
+            marginal = np.diff(venues[g][a].quote_sell(q, float(fund[g, a]))) / np.where(step > 0, step, 1.0)
+            ok = np.flatnonzero(marginal >= floor[g] / units[g])
+            fit[g, a] = q[ok[-1] + 1] / units[g] if ok.size else 0.0
     return fit
 
 

@@ -27,7 +27,9 @@ the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
 - ``cascade_only_liquidated_usd`` / ``cascade_only_share``: liquidations of positions that,
   as they stood before their first liquidation, would *never* have been liquidatable at the
   fundamental (shadow-oracle health >= 1 at every step of the horizon): the liquidations the
-  cascade alone is responsible for, a subset of the induced ones.
+  cascade alone is responsible for.  A property of the position, counted for all its
+  liquidations; its first one is always induced, later ones need not be (a liquidation at a
+  depressed price can leave it unhealthy even at the fundamental).
 - with ``cascadelab.run(..., counterfactual=True)``: ``liquidated_usd_without_feedback``,
   ``bad_debt_usd_without_feedback`` (same spec and seed, every venue of kind ``none``) and
   ``cascade_multiplier`` = liquidated_usd / liquidated_usd_without_feedback (1.0 when both

@@ -109,7 +109,7 @@ def summary(result: RunResult, source: object) -> str:
         for src, row in result.causes.items():
             if src.startswith("liq:") or any(row.values()):
                 lines.append(f"  {src:<{width}}  " + "".join(f"{fmt(row[n], 'usd'):>18}" for n in names))
-    if "liquidated_usd" in result.metrics and "cascade_multiplier" not in result.metrics and result.counterfactual:
+    if result.counterfactual and "cascade_multiplier" not in result.metrics:
         lines.append("\ncascade multiplier: undefined (nothing was liquidated without feedback)")
     liq = result.fills[result.fills["kind"] == "liquidation"]
     if len(liq):
