@@ -21,7 +21,9 @@ def chain_spec() -> dict:
 
     - a: 10 ETH, debt 16,000 (health 0.928 at 1800), c: 5 ETH, debt 8,000 (0.928);
     - b: health 1.0001 at 1800, e: health 1.0003 at 1800 (both victim_lender);
-    close factor 1 (whole debt repaid), instant oracles, no fees, gas or noise.
+    close factor 1 (whole debt repaid), instant oracles, no venue fee, gas or noise.  Where the
+    mechanism keeps a protocol fee, keepers sell only the rest: ``kept`` below reads that share
+    from the fill log (1 without a fee).
     """
     def proto() -> dict:
         return {"mechanism": {"kind": "fixed_bonus", "bonus": BONUS, "close_factor": 1.0},
@@ -48,6 +50,12 @@ def chain() -> cascadelab.RunResult:
     return cascadelab.run(chain_spec())
 
 
+def kept(r: cascadelab.RunResult, fill: int) -> float:
+    """Share of the seized collateral that reached the keeper (the rest is a protocol fee)."""
+    row = r.fills.set_index("fill_id").loc[fill]
+    return 1.0 - row["to_protocol_ETH"] / row["seized_ETH"]
+
+
 def test_two_source_attribution_is_exact(chain: cascadelab.RunResult) -> None:
     """a and c are sold at step 1: each sale moves z by -0.1 * q F / V with q = 1.05 D / F seized,
     so dz_a = -0.1 * 1.05 * 16000 / 1e7 = -1.68e-4 and dz_c = -0.84e-4 (F cancels).  At step 2 the
@@ -61,7 +69,9 @@ def test_two_source_attribution_is_exact(chain: cascadelab.RunResult) -> None:
     assert f.loc[a, "step"] == f.loc[c, "step"] == 1 and f.loc[b, "step"] == 2
     assert f.loc[a, "generation"] == f.loc[c, "generation"] == 0
     assert f.loc[a, "cause"] == "fundamental" and not f.loc[a, "induced"]
-    dz_a, dz_c = -0.1 * (1 + BONUS) * 16_000 / V, -0.1 * (1 + BONUS) * 8_000 / V
+    k = kept(chain, a)
+    assert kept(chain, c) == pytest.approx(k, rel=1e-12)
+    dz_a, dz_c = -0.1 * (1 + BONUS) * 16_000 * k / V, -0.1 * (1 + BONUS) * 8_000 * k / V
     ts = chain.timeseries.set_index("step")
     assert ts.loc[1, "z_ETH_liq:src_a"] == pytest.approx(dz_a, rel=1e-9)
     assert ts.loc[1, "z_ETH_liq:src_c"] == pytest.approx(dz_c, rel=1e-9)
@@ -85,10 +95,10 @@ def test_second_generation_and_self_contagion(chain: cascadelab.RunResult) -> No
     f = chain.fills.set_index("fill_id")
     by_pos = {int(r.position): i for i, r in f.iterrows()}
     a, b, e = by_pos[0], by_pos[2], by_pos[3]
-    dz0 = -0.1 * (1 + BONUS) * 24_000 / V
+    dz0 = -0.1 * (1 + BONUS) * 24_000 * kept(chain, a) / V
     z2 = dz0 * DELTA
     d_b = 10 * F * LT / 1.0001
-    dz_b = -0.1 * (1 + BONUS) * d_b / (1 + z2) / V
+    dz_b = -0.1 * (1 + BONUS) * d_b * kept(chain, b) / (1 + z2) / V
     z3 = dz0 * DELTA**2 + dz_b * DELTA
     assert 1.0003 * (1 + dz0 * DELTA**2) > 1 > 1.0003 * (1 + z3)  # the premise of the test
     assert f.loc[e, "step"] == 3 and f.loc[e, "generation"] == 2
