@@ -77,16 +77,13 @@ def plot_price_paths(timeseries: pd.DataFrame, fills: pd.DataFrame, assets: Sequ
                            edgecolor="none", zorder=3)
         ax.set_ylabel(f"{asset} price (USD)")
         ax.set_title(f"{asset}: prices and liquidations by generation")
-        handles, names = ax.get_legend_handles_labels()
-        gen_handles = [Line2D([], [], ls="", marker="o", color=ramp[i], markersize=6) for i in range(len(labels))]
-        first = ax.legend(handles, names, loc="upper right", fontsize=8)
-        ax.add_artist(first)
-        ax.legend(gen_handles, labels, title="generation", loc="lower left", fontsize=8, title_fontsize=8,
-                  ncol=min(len(labels), 4))
+        ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time (hours)")
-    fig.text(0.01, 0.0, "Marker area ~ USD seized in that step and generation; y = market price at the step.",
-             fontsize=8, color="0.3")
-    fig.tight_layout()
+    gen_handles = [Line2D([], [], ls="", marker="o", color=ramp[i], markersize=6) for i in range(len(labels))]
+    fig.legend(gen_handles, labels, title="liquidations by generation (marker area ~ USD seized in the step;"
+               " placed at the market price)", loc="lower center", ncol=len(labels), fontsize=8,
+               title_fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.09 / len(assets) ** 0.5, 1, 1))
     return fig
 
 
@@ -165,7 +162,7 @@ def plot_lar(curves: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("fall of the fundamental price (%)")
         ax.set_ylim(-0.02, 1.02)
         style.percent(ax)
-    axes[0, 0].set_ylabel("share of the collateral that is liquidatable")
+    axes[0, 0].set_ylabel("share of all collateral that is liquidatable\n(USD at the shocked prices)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(protocols) + 1, fontsize=8, frameon=False)
     fig.suptitle("Liquidation at risk at t = 0: static vs with cascades", fontweight="bold")
