@@ -15,11 +15,12 @@ from cascadelab.spec import Spec, load_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["METRICS", "RunResult", "Spec", "SpecError", "load_spec", "run", "__version__"]
+__all__ = ["METRICS", "RunResult", "Spec", "SpecError", "counterfactual", "load_spec", "run", "__version__"]
 
 
 def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | np.random.SeedSequence | None = None,
-        overrides: Mapping[str, Any] | Iterable[str] | None = None, *, feedback: bool = True) -> RunResult:
+        overrides: Mapping[str, Any] | Iterable[str] | None = None, *, feedback: bool = True,
+        counterfactual: bool = False) -> RunResult:
     """Run one scenario and return its RunResult.
 
     Args:
@@ -28,6 +29,9 @@ def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | n
         overrides: dotted-path overrides, as a dict or ``PATH=VALUE`` strings.
         feedback: False switches endogenous price impact off (every venue behaves as ``none``),
             keeping the same draws: the counterfactual without cascade.
+        counterfactual: also run the same spec and seed with ``feedback=False`` and add
+            ``liquidated_usd_without_feedback``, ``bad_debt_usd_without_feedback`` and
+            ``cascade_multiplier`` to the metrics (see :mod:`cascadelab.record`).
     """
     from cascadelab.model import CascadeModel
 
@@ -36,4 +40,14 @@ def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | n
         seq = seed
     else:
         seq = run_seed(resolved.run.seed if seed is None else int(seed))
-    return CascadeModel(resolved, seq, feedback=feedback).run().result()
+    result = CascadeModel(resolved, seq, feedback=feedback).run().result()
+    if counterfactual:
+        result.add_counterfactual(CascadeModel(resolved, seq, feedback=False).run().result())
+    return result
+
+
+def counterfactual(spec: str | Path | Mapping[str, Any] | Spec | None = None,
+                   seed: int | np.random.SeedSequence | None = None,
+                   overrides: Mapping[str, Any] | Iterable[str] | None = None) -> RunResult:
+    """``run(..., counterfactual=True)``: the run with feedback, plus its cascade multiplier."""
+    return run(spec, seed, overrides, counterfactual=True)

@@ -21,7 +21,21 @@ the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
   liquidated_usd.  "At the fundamental price" means as the protocol's own oracle would report
   it if it were fed F_t instead of the market price (same lag, threshold, heartbeat), so that
   oracle staleness alone is never counted as cascade: with venues that never move, nothing is
-  induced.
+  induced.  This is a timing notion: an induced position may still have become liquidatable
+  later at the fundamental.
+- ``cascade_depth``: the longest chain in the cascade graph = the largest ``generation`` of a
+  liquidation fill (0: every liquidation was liquidatable at the fundamental).  Generations,
+  causes and the contagion matrix are defined in :mod:`cascadelab.cascade`.
+- ``cascade_only_liquidated_usd`` / ``cascade_only_share``: liquidations of positions that,
+  as they stood before their first liquidation, would *never* have been liquidatable at the
+  fundamental (shadow-oracle health >= 1 at every step of the horizon): the liquidations the
+  cascade alone is responsible for.  A property of the position, counted for all its
+  liquidations; its first one is always induced, later ones need not be (a liquidation at a
+  depressed price can leave it unhealthy even at the fundamental).
+- with ``cascadelab.run(..., counterfactual=True)``: ``liquidated_usd_without_feedback``,
+  ``bad_debt_usd_without_feedback`` (same spec and seed, every venue of kind ``none``) and
+  ``cascade_multiplier`` = liquidated_usd / liquidated_usd_without_feedback (1.0 when both
+  are 0; absent when only the counterfactual liquidated nothing).
 """
 
 from __future__ import annotations
@@ -48,6 +62,7 @@ IntArray = npt.NDArray[np.int64]
 METRICS = (
     "bad_debt_usd", "bad_debt_frac", "liquidated_usd", "liquidated_debt_usd", "liquidation_count",
     "max_price_impact", "borrower_loss_usd", "liquidator_pnl_usd", "induced_liquidated_usd", "induced_share",
+    "cascade_depth", "cascade_only_liquidated_usd", "cascade_only_share",
 )
 """Run metric names (the contract of DESIGN.md section 8; extended, never renamed)."""
 
@@ -80,16 +95,36 @@ class RunResult:
     spec: Spec
     seed: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, float] = field(default_factory=dict)
+    contagion: dict[str, dict[str, float]] = field(default_factory=dict)
+    """contagion[A][B]: USD liquidated in protocol B attributed to liquidation sales of protocol A."""
+    causes: dict[str, dict[str, float]] = field(default_factory=dict)
+    """causes[source][B]: the same for every impact source and ``fundamental``; columns sum to B's liquidated_usd."""
+    counterfactual: dict[str, float] = field(default_factory=dict)
+    """Metrics of the same run without feedback (filled by ``cascadelab.run(..., counterfactual=True)``)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary printed by ``cascadelab run --json``."""
-        return {
+        out = {
             "metrics": self.metrics,
             "per_protocol": self.per_protocol,
             "per_asset": self.per_asset,
+            "contagion": self.contagion,
+            "causes": self.causes,
             "seed": self.seed,
             "checks": self.checks,
         }
+        if self.counterfactual:
+            out["counterfactual"] = self.counterfactual
+        return out
+
+    def add_counterfactual(self, without: RunResult) -> None:
+        """Record the metrics of the same run without feedback and the cascade multiplier."""
+        self.counterfactual = dict(without.metrics)
+        base, liq = without.metrics["liquidated_usd"], self.metrics["liquidated_usd"]
+        self.metrics["liquidated_usd_without_feedback"] = base
+        self.metrics["bad_debt_usd_without_feedback"] = without.metrics["bad_debt_usd"]
+        if base > 0 or liq == 0:
+            self.metrics["cascade_multiplier"] = liq / base if base > 0 else 1.0
 
     def save(self, out_dir: str | Path) -> Path:
         """Write timeseries, fills, sales and cascade (Parquet), metrics and the resolved spec (JSON)."""
@@ -125,6 +160,8 @@ class Recorder:
         self.market = np.zeros((T + 1, A))
         self.oracle = np.zeros((T + 1, P, A))
         self.gas = np.zeros(T + 1)
+        self.oracle_step = np.zeros((T + 1, P, A), dtype=np.int64)
+        self.shadow = np.zeros((T + 1, P, A))
         self.decay = np.ones((T + 1, A))
         self.z = np.zeros((T + 1, A))
         self.parts = np.zeros((T + 1, A, S))
@@ -186,6 +223,7 @@ class Recorder:
             chunk[f"seized_{name}"] = fills.seized[:, a]
             chunk[f"seized_usd_{name}"] = fills.seized[:, a] * mkt[a]
             chunk[f"to_protocol_{name}"] = fills.to_protocol[:, a]
+            chunk[f"collateral_{name}_before"] = book.collateral[pos, a].copy()
         self._fills.append(chunk)
         liq = kind == 0
         self.liquidated_usd[t, p] += seized_usd[liq].sum()
@@ -212,6 +250,8 @@ class Recorder:
         mkt = m.market_px_ext()
         self.market[t] = mkt[:-1]
         self.oracle[t] = m.oracle_px[:, :-1]
+        self.oracle_step[t] = [o.obs_step for o in m.oracles]
+        self.shadow[t] = m.shadow_oracle_px()[:, :-1]
         self.gas[t] = m.gas.gwei
         for a, v in enumerate(m.venues):
             self.z[t, a] = v.z
@@ -239,6 +279,7 @@ class Recorder:
                 df[f"seized_{name}"] = pd.Series(dtype="float64")
                 df[f"seized_usd_{name}"] = pd.Series(dtype="float64")
                 df[f"to_protocol_{name}"] = pd.Series(dtype="float64")
+                df[f"collateral_{name}_before"] = pd.Series(dtype="float64")
         else:
             df = pd.DataFrame({k: np.concatenate([c[k] for c in self._fills]) for k in self._fills[0]})
         df["kind"] = pd.Categorical.from_codes(df["kind"].to_numpy(), categories=list(KINDS))
@@ -273,6 +314,8 @@ class Recorder:
         for p, proto in enumerate(m.protocol_names):
             for a, name in enumerate(m.asset_names):
                 cols[f"oracle_{proto}_{name}"] = self.oracle[:, p, a]
+                cols[f"oracle_step_{proto}_{name}"] = self.oracle_step[:, p, a]
+                cols[f"oracle_fundamental_{proto}_{name}"] = self.shadow[:, p, a]
             cols[f"unhealthy_{proto}"] = self.unhealthy[:, p]
             cols[f"debt_usd_{proto}"] = self.debt_usd[:, p]
             cols[f"collateral_usd_{proto}"] = self.collateral_usd[:, p]
@@ -287,8 +330,14 @@ class Recorder:
         return pd.DataFrame(cols)
 
     def result(self) -> RunResult:
+        from cascadelab.cascade import analyse
+
         m = self.model
         fills = self.fills_frame()
+        sales = self.sales_frame()
+        cascade = analyse(self.cascade_inputs(), fills, sales)
+        for name, column in cascade.columns.items():
+            fills[name] = column
         metrics, per_protocol, per_asset = compute_metrics(m, fills, self.market)
         d_err, c_err = m.book.ledger_error()
         checks = {
@@ -306,15 +355,26 @@ class Recorder:
             metrics=metrics,
             timeseries=self.timeseries_frame(),
             fills=fills,
-            sales=self.sales_frame(),
-            cascade=pd.DataFrame({"parent": pd.Series(dtype="int64"), "child": pd.Series(dtype="int64"),
-                                  "weight": pd.Series(dtype="float64")}),
+            sales=sales,
+            cascade=cascade.edges,
             per_protocol=per_protocol,
             per_asset=per_asset,
             spec=m.spec,
             seed={"entropy": int(m.seed_sequence.entropy), "spawn_key": list(m.seed_sequence.spawn_key)},
             checks=checks,
+            contagion=cascade.contagion,
+            causes=cascade.causes,
         )
+
+    def cascade_inputs(self):
+        """The arrays :func:`cascadelab.cascade.analyse` reads."""
+        from cascadelab.cascade import CascadeInputs
+
+        m = self.model
+        return CascadeInputs(protocols=m.protocol_names, assets=m.asset_names,
+                             multipliers=[v.multiplier for v in m.venues], parts=self.parts, decay=self.decay,
+                             oracle_step=self.oracle_step, oracle_px=self.oracle, shadow_px=self.shadow,
+                             lt=m.book.lt, debt_asset=m.book.debt_asset)
 
 
 def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: float) -> dict[str, float]:
@@ -323,6 +383,7 @@ def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: flo
     liquidated = float(liq["seized_usd"].sum())
     repaid = float(liq["repaid_usd"].sum())
     induced = float(liq.loc[liq["induced"], "seized_usd"].sum())
+    only = float(liq.loc[liq["cascade_only"], "seized_usd"].sum())
     bad = float(fills["written_off_usd"].sum()) + open_shortfall
     absorbed = liq[liq["taker"] == PROTOCOL]
     credited = float((absorbed["paid_usd"] - absorbed["repaid_usd"]).sum())
@@ -335,6 +396,9 @@ def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: flo
         "borrower_loss_usd": liquidated - repaid - credited,
         "induced_liquidated_usd": induced,
         "induced_share": induced / liquidated if liquidated > 0 else 0.0,
+        "cascade_depth": float(liq["generation"].max()) if len(liq) else 0.0,
+        "cascade_only_liquidated_usd": only,
+        "cascade_only_share": only / liquidated if liquidated > 0 else 0.0,
     }
 
 
@@ -362,9 +426,20 @@ def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
     liq = fills[fills["kind"] == "liquidation"]
     per_asset = {}
     for a, name in enumerate(m.asset_names):
-        per_asset[name] = {
-            "liquidated_usd": float(liq[f"seized_usd_{name}"].sum()),
+        usd = liq[f"seized_usd_{name}"]
+        took = liq[usd > 0]
+        total = float(usd.sum())
+        induced = float(usd[liq["induced"]].sum())
+        only = float(usd[liq["cascade_only"]].sum())
+        per_asset[name] = {  # fills that seized this asset, valued by what they seized of it
+            "liquidated_usd": total,
             "max_price_impact": float(np.max(impact[:, a], initial=0.0)),
+            "liquidation_count": float(len(took)),
+            "induced_liquidated_usd": induced,
+            "induced_share": induced / total if total > 0 else 0.0,
+            "cascade_depth": float(took["generation"].max()) if len(took) else 0.0,
+            "cascade_only_liquidated_usd": only,
+            "cascade_only_share": only / total if total > 0 else 0.0,
         }
     return {k: metrics[k] for k in METRICS}, per_protocol, per_asset
 

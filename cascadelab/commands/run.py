@@ -1,4 +1,4 @@
-"""``cascadelab run [SPEC] [--set PATH=VALUE ...] [--seed N] [--out DIR] [--json]``: one scenario."""
+"""``cascadelab run [SPEC] [--set PATH=VALUE ...] [--seed N] [--out DIR] [--json] [--counterfactual]``: one scenario."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="root seed (default: run.seed of the spec)")
     p.add_argument("--out", type=Path, default=None, help="write timeseries, fills, metrics and resolved spec here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    p.add_argument("--counterfactual", action="store_true",
+                   help="also run without price feedback (same draws) and report cascade_multiplier")
     return p
 
 
@@ -32,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: {args.out} exists and is not a directory")
     spec = load_spec(args.spec, parse_overrides(args.overrides))
-    result = cascadelab.run(spec, seed=args.seed)
+    result = cascadelab.run(spec, seed=args.seed, counterfactual=args.counterfactual)
     if args.out is not None:
         result.save(args.out)
     if args.json:
@@ -57,6 +59,11 @@ METRIC_LABELS = {
     "induced_liquidated_usd": ("induced by the cascade", "usd"),
     "induced_share": ("induced share", "pct"),
     "cascade_depth": ("cascade depth (generations)", "int"),
+    "cascade_only_liquidated_usd": ("never liquidatable at the fundamental", "usd"),
+    "cascade_only_share": ("never liquidatable share", "pct"),
+    "liquidated_usd_without_feedback": ("liquidated without feedback", "usd"),
+    "bad_debt_usd_without_feedback": ("bad debt without feedback", "usd"),
+    "cascade_multiplier": ("cascade multiplier (x)", "ratio"),
 }
 
 
@@ -65,6 +72,8 @@ def fmt(value: float, unit: str) -> str:
         return f"${value:,.0f}"
     if unit == "pct":
         return f"{100 * value:.2f}%"
+    if unit == "ratio":
+        return f"{value:.3f}"
     return f"{value:,.0f}"
 
 
@@ -88,11 +97,20 @@ def summary(result: RunResult, source: object) -> str:
         lines.append(f"  {label:<{width}}  {fmt(value, unit):>18}")
     lines.append("")
     names = list(result.per_protocol)
-    keys = ["liquidated_usd", "liquidation_count", "bad_debt_usd", "bad_debt_frac", "induced_share"]
+    keys = ["liquidated_usd", "liquidation_count", "bad_debt_usd", "bad_debt_frac", "induced_share",
+            "cascade_depth", "cascade_only_share"]
     lines.append("per protocol".ljust(width + 4) + "".join(f"{n:>18}" for n in names))
     for key in keys:
         label, unit = METRIC_LABELS[key]
         lines.append(f"  {label:<{width}}  " + "".join(f"{fmt(result.per_protocol[n][key], unit):>18}" for n in names))
+    if result.contagion:
+        lines += ["", "contagion: USD liquidated in a protocol (columns) caused by liquidation sales of (rows)",
+                  " " * (width + 4) + "".join(f"{n:>18}" for n in names)]
+        for src, row in result.causes.items():
+            if src.startswith("liq:") or any(row.values()):
+                lines.append(f"  {src:<{width}}  " + "".join(f"{fmt(row[n], 'usd'):>18}" for n in names))
+    if result.counterfactual and "cascade_multiplier" not in result.metrics:
+        lines.append("\ncascade multiplier: undefined (nothing was liquidated without feedback)")
     liq = result.fills[result.fills["kind"] == "liquidation"]
     if len(liq):
         per_step = liq.groupby("step")["seized_usd"].sum()

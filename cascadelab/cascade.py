@@ -1,0 +1,426 @@
+"""Who liquidated whom: generations, causes, the cascade graph and the contagion matrix.
+
+Post-processing at the end of a run (vectorised over fills; one pass over steps).  For every
+liquidation fill ``f`` of protocol ``p`` at step ``t`` we ask *which price moves made it
+liquidatable*.  Its protocol's oracle reported, for each asset ``a``, the market price of
+an observation step ``s_a`` (``Oracle.obs_step``), i.e. the fundamental ``F[s_a]`` times
+the venue multiplier ``m_a(z)`` of the displacement ``z`` at that moment.  The venue keeps
+``z`` split into parts by source (``liq:<p>``, ``delev:<p>``, ``noise``) that sum to ``z``
+exactly, and the sale log splits each ``liq`` sale's ``dz`` over the fills it came from;
+recovery multiplies every part by the same factor (``decay``).  So the displacement at
+``s_a`` splits exactly into:
+
+- ``noise`` (its part at ``s_a``), ``delev:<q>`` (parts), and for every earlier fill ``g``
+  sold at step ``s_g < s_a``: ``dz_g * prod(decay[s_g+1 .. s_a])``; whatever the sale log
+  does not explain of a ``liq:<q>`` part (keepers buying a priced debt asset) is kept as a
+  protocol-level residual of ``liq:<q>``.
+
+Observation timing: at step ``s`` the oracle sees the market after recovery and noise
+trades (stage 3 of DESIGN.md section 4), before deleveraging and keeper sales of ``s``;
+hence liq/delev parts at ``s`` are ``parts_end[s-1] * decay[s]`` and the noise part is
+``parts_end[s]``.
+
+**Generation.**  With ``v_a`` the position's weighted collateral per asset at the oracle
+price and ``dv`` its debt value (both logged with the fill), the health it would have had
+if only the sources in a set ``S`` had moved the venues is
+``hf(S) = sum_a v_a m_a(z_a(S)) / m_a(z_a) / dv(S)`` (the debt asset, if priced, likewise);
+``hf(all) = hf_oracle`` exactly.  Crossing sets are tried in order:
+
+- level -1 (nothing): ``hf < 1`` means liquidatable at the fundamental of the oracle's own
+  observation step -> generation 0, cause ``fundamental``;
+- level 0 (noise only) -> generation 0, cause ``noise`` (noise is exogenous flow);
+- level 1 (+ deleveraging sales, liq residuals, and liquidation sales of generation 0)
+  -> generation 1; level ``k+1`` (+ sales of generation ``k``) -> generation ``k+1``.
+
+The generation is the first level whose set pushes the health under 1.  Deleveraging is
+counted like generation-0 selling: borrowers sell because the price fell (a fill it pushed
+under is generation 1 with cause ``delev:<q>``).  A fill whose oracle health is >= 1 (a
+second round in the same step, an auction taken after it was started) inherits the
+generation and causes of the same position's latest fill taken below 1; without one it is
+generation 0, cause ``fundamental``.
+
+**Attribution** of an induced fill (generation >= 1) over the sources of its crossing set:
+per asset, the USD the move cost the position's margin ``W - D`` (collateral: ``v_a(none)
+- v_a(S)``; debt asset: the rise of the debt value) is split over the components moving in
+the harmful direction, in proportion to their displacement.  This is exact where the
+impact model is additive in price (``transient_impact`` linear: ``P/F - 1 = z``); for
+``constant_product`` the parts are exact in log price and the USD split is proportional to
+them; for the square-root curve each trade's part is its marginal effect in execution order
+(venues.py).  Components moving the other way (a noise buy) get no share.  Shares sum to 1.
+
+**Graph** (``edges``): for each induced fill, its largest fill parents (up to
+``MAX_PARENTS``, weight = its share), and per source one edge with ``parent = -1`` carrying
+the rest of that source's share (smaller fills, deleveraging, noise, residuals); a child's
+weights sum to 1.  The largest parent of the critical generation (``generation - 1``) is
+always listed, so the longest chain in the graph is ``cascade_depth`` = max generation.
+
+``contagion[A][B]``: USD liquidated in protocol B attributed to liquidation sales of
+protocol A (sum over B's fills of ``seized_usd * share of liq:A``).  ``causes[src][B]`` does
+the same for every source plus ``fundamental``; each column sums to B's liquidated_usd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MAX_PARENTS = 10
+"""Fill parents listed per child in the graph (the rest of each source's share is one edge)."""
+
+MATERIAL = 1e-9
+"""Contributions below this fraction of a child's total are ignored when listing parents."""
+
+FUNDAMENTAL = "fundamental"
+"""Cause of a fill that was liquidatable at the fundamental price (generation 0)."""
+
+
+@dataclass(frozen=True)
+class CascadeInputs:
+    """What the analysis needs from a run (arrays indexed by step 0..T)."""
+
+    protocols: Sequence[str]
+    assets: Sequence[str]
+    multipliers: Sequence[Callable[[FloatArray], FloatArray]]  # per asset: P/F as a function of z
+    parts: FloatArray  # (T+1, A, S) venue displacement parts by source at the end of each step
+    decay: FloatArray  # (T+1, A) recovery factor applied to every part at each step
+    oracle_step: IntArray  # (T+1, P, A) observation step of each protocol's oracle price
+    oracle_px: FloatArray  # (T+1, P, A) oracle prices at each step
+    shadow_px: FloatArray  # (T+1, P, A) the same oracles fed the fundamental
+    lt: FloatArray  # (P, A)
+    debt_asset: IntArray  # (P,) asset index of each protocol's debt; A = USD
+
+    @property
+    def source_names(self) -> list[str]:
+        """Impact sources in venue-part order (model.Sources), then ``fundamental``."""
+        return ([f"liq:{p}" for p in self.protocols] + [f"delev:{p}" for p in self.protocols]
+                + ["noise", FUNDAMENTAL])
+
+
+@dataclass
+class CascadeResult:
+    """Per-fill columns (aligned with the fill log), the graph and the matrices."""
+
+    columns: dict[str, np.ndarray]
+    edges: pd.DataFrame
+    contagion: dict[str, dict[str, float]]
+    causes: dict[str, dict[str, float]]
+
+
+def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> CascadeResult:
+    """Generations, causes, graph and contagion of one run (see the module docstring)."""
+    P, A = len(inp.protocols), len(inp.assets)
+    n_src = 2 * P + 2  # liq, delev, noise, fundamental
+    n = len(fills)
+    fill_id = fills["fill_id"].to_numpy()
+    if n and not np.array_equal(fill_id, np.arange(n)):
+        raise ValueError("fill ids must be 0..n-1 in log order")
+    protocol = _codes(fills["protocol"], inp.protocols)
+    liq = (fills["kind"] == "liquidation").to_numpy()
+    generation = np.full(n, -1, dtype=np.int64)
+    shares = np.zeros((n, n_src))
+    req_obs = np.zeros((n, A), dtype=np.int64)
+    req_scale = np.zeros((n, A))
+    req_long = np.ones((n, A), dtype=bool)
+
+    idx = np.flatnonzero(liq)
+    anchor = _anchors(fills, idx)
+    sale_fill = sales["fill_id"].to_numpy()
+    sale_step = sales["step"].to_numpy()
+    sale_asset = sales["asset"].to_numpy()
+    sale_dz = sales["dz"].to_numpy()
+    sale_proto = protocol[sale_fill] if n else np.zeros(0, dtype=np.int64)
+    sale_order = np.argsort(sale_step, kind="stable")
+    sale_bounds = np.searchsorted(sale_step[sale_order], np.arange(inp.parts.shape[0] + 1))
+
+    obs_liq, obs_delev, obs_noise = _observed_parts(inp)
+    T = inp.parts.shape[0] - 1
+    lookback = int(np.max(np.arange(T + 1)[:, None, None] - inp.oracle_step, initial=0)) + 1
+    ring = lookback + 1
+    gcap = 8
+    C = np.zeros((ring, A, P, gcap))  # liq contributions by (asset, protocol, generation) at observation
+    acc = np.zeros((A, P, gcap))  # sales of the previous step by generation
+    steps = fills["step"].to_numpy()
+    order = idx[np.argsort(steps[idx], kind="stable")]
+    bounds = np.searchsorted(steps[order], np.arange(T + 2))
+
+    hf_oracle = fills["hf_oracle"].to_numpy()
+    state = _FillState(coll=np.stack([fills[f"collateral_{a}_before"].to_numpy() for a in inp.assets], axis=1),
+                       debt=fills["debt_before"].to_numpy(), protocol=protocol)
+    for s in range(1, T + 1):
+        C[s % ring] = (C[(s - 1) % ring] + acc) * inp.decay[s][:, None, None]
+        batch = order[bounds[s]: bounds[s + 1]]
+        if batch.size:
+            _classify(inp, state, batch, s, C, ring, obs_liq, obs_delev, obs_noise,
+                      generation, shares, req_obs, req_scale, req_long)
+            late = batch[(hf_oracle[batch] >= 1.0) & (anchor[batch] >= 0)]
+            if late.size:  # not liquidatable at the oracle: inherit the position's latest cause
+                src = anchor[late]
+                generation[late] = generation[src]
+                shares[late] = shares[src]
+                req_obs[late], req_scale[late], req_long[late] = req_obs[src], req_scale[src], req_long[src]
+            if int(generation[batch].max()) + 1 >= gcap:  # room for the next generation's sales
+                grow = gcap
+                C = np.concatenate([C, np.zeros((ring, A, P, grow))], axis=3)
+                gcap += grow
+        acc = np.zeros((A, P, gcap))
+        rows = sale_order[sale_bounds[s]: sale_bounds[s + 1]]
+        if rows.size:
+            np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
+                      sale_dz[rows])
+
+    edges = _edges(inp, generation, shares, req_obs, req_scale, req_long, protocol,
+                   sale_fill, sale_step, sale_asset, sale_dz, sale_proto, n_src)
+    seized = fills["seized_usd"].to_numpy()
+    names = inp.source_names
+    causes = {src: {p: float((seized * shares[:, j])[liq & (protocol == q)].sum()) for q, p in enumerate(inp.protocols)}
+              for j, src in enumerate(names)}
+    contagion = {a: dict(causes[f"liq:{a}"]) for a in inp.protocols}
+    cause = np.where(liq, np.argmax(shares, axis=1), -1)
+    columns: dict[str, np.ndarray] = {
+        "generation": generation,
+        "cause": pd.Categorical.from_codes(cause, categories=names),
+        "cascade_only": _cascade_only(inp, fills, protocol, liq),
+    }
+    for j, src in enumerate(names):
+        columns[f"share_{src}"] = shares[:, j]
+    return CascadeResult(columns=columns, edges=edges, contagion=contagion, causes=causes)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _codes(col: pd.Series, names: Sequence[str]) -> IntArray:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy().astype(np.int64)
+    return col.to_numpy().astype(np.int64)
+
+
+def _anchors(fills: pd.DataFrame, idx: IntArray) -> IntArray:
+    """For each liquidation fill: the latest fill (itself included) of its position taken at oracle health < 1."""
+    anchor = np.full(len(fills), -1, dtype=np.int64)
+    if idx.size == 0:
+        return anchor
+    sub = pd.DataFrame({"pos": fills["position"].to_numpy()[idx],
+                        "a": np.where(fills["hf_oracle"].to_numpy()[idx] < 1.0, idx, -1).astype(float)})
+    sub.loc[sub["a"] < 0, "a"] = np.nan
+    anchor[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
+    return anchor
+
+
+def _observed_parts(inp: CascadeInputs) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Parts as the oracle observed them at each step: liq (T+1, A, P), delev (T+1, A, P), noise (T+1, A)."""
+    P = len(inp.protocols)
+    prev = np.concatenate([np.zeros_like(inp.parts[:1]), inp.parts[:-1]]) * inp.decay[:, :, None]
+    return prev[:, :, :P], prev[:, :, P: 2 * P], inp.parts[:, :, 2 * P]
+
+
+def _levels(inp: CascadeInputs, s_obs: IntArray, C: FloatArray, ring: int, obs_liq: FloatArray,
+            obs_delev: FloatArray, obs_noise: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Displacement of each (fill, asset) under the crossing sets, and its components.
+
+    Returns z_levels (n, A, L) for levels -1, 0, 1, ..., gcap; the liq contributions by
+    generation (n, A, P, G); the liq residuals (n, A, P); and the delev parts (n, A, P).
+    """
+    n, A = s_obs.shape
+    a_idx = np.arange(A)[None, :]
+    noise = obs_noise[s_obs, a_idx]
+    delev = obs_delev[s_obs, a_idx]
+    total_liq = obs_liq[s_obs, a_idx]
+    cg = C[s_obs % ring, a_idx]  # (n, A, P, G)
+    resid = total_liq - cg.sum(axis=3)
+    level1 = noise + delev.sum(axis=2) + resid.sum(axis=2) + cg[:, :, :, 0].sum(axis=2)
+    later = cg[:, :, :, 1:].sum(axis=2)  # (n, A, G-1)
+    z = np.concatenate([np.zeros((n, A, 1)), noise[:, :, None], level1[:, :, None]], axis=2)
+    z = np.concatenate([z, level1[:, :, None] + np.cumsum(later, axis=2)], axis=2)
+    return z, cg, resid, delev
+
+
+@dataclass(frozen=True)
+class _FillState:
+    """Each fill's position just before it: collateral units (n, A), debt, protocol."""
+
+    coll: FloatArray
+    debt: FloatArray
+    protocol: IntArray
+
+
+def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C: FloatArray, ring: int,
+              obs_liq: FloatArray, obs_delev: FloatArray, obs_noise: FloatArray, generation: IntArray, shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
+              req_long: npt.NDArray[np.bool_]) -> None:
+    """Generation and source shares of the liquidation fills of one step (written into the arrays)."""
+    P, A = len(inp.protocols), len(inp.assets)
+    n = batch.size
+    p = state.protocol[batch]
+    s_obs = inp.oracle_step[t, p, :]  # (n, A)
+    z, cg, resid, delev = _levels(inp, s_obs, C, ring, obs_liq, obs_delev, obs_noise)
+    z_all = z[:, :, -1]
+    rel = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
+                    for a in range(A)], axis=1)  # (n, A, L) price relative to the observed one
+    px = inp.oracle_px[t, p, :]
+    v = state.coll[batch] * inp.lt[p] * px  # weighted collateral at the oracle price (n, A)
+    d_asset = inp.debt_asset[p]
+    priced = d_asset < A
+    d_idx = np.where(priced, d_asset, 0)
+    debt_px = np.where(priced, px[np.arange(n), d_idx], 1.0)
+    dv = state.debt[batch] * debt_px
+    d_rel = np.where(priced[:, None], rel[np.arange(n), d_idx, :], 1.0)  # (n, L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hf = np.einsum("na,nal->nl", v, rel) / (dv[:, None] * d_rel)
+    hf = np.where(dv[:, None] > 0, hf, np.inf)
+    under = hf < 1.0
+    level = np.where(under.any(axis=1), np.argmax(under, axis=1) - 1, -2)  # -2: never under
+    gen = np.maximum(level, 0)
+    generation[batch] = gen
+    sh = np.zeros((n, 2 * P + 2))
+    sh[level <= -1, -1] = 1.0  # fundamental (or never under at the oracle)
+    sh[level == 0, 2 * P] = 1.0  # noise
+    ind = np.flatnonzero(level >= 1)
+    if ind.size:
+        k = level[ind]
+        r = np.arange(ind.size)
+        rel_none, rel_k = rel[ind, :, 0], rel[ind, :, k + 1]  # level index = level + 1
+        # change of the margin W - D owed to each asset's move (USD), and its harmful direction
+        debt_of = np.zeros((ind.size, A))
+        debt_of[r[priced[ind]], d_idx[ind][priced[ind]]] = dv[ind][priced[ind]]
+        harm = v[ind] * (rel_none - rel_k) - debt_of * (rel_none - rel_k)
+        long = v[ind] >= debt_of  # net long the asset: price falls hurt
+        h = np.maximum(harm, 0.0)
+        sign = np.where(long, -1.0, 1.0)
+        comp_noise = np.maximum(sign * obs_noise[s_obs[ind], np.arange(A)[None, :]], 0.0)  # (m, A)
+        comp_delev = np.maximum(sign[:, :, None] * delev[ind], 0.0)  # (m, A, P)
+        gmask = np.arange(cg.shape[3])[None, :] < k[:, None]  # generations <= k - 1
+        comp_liq = (np.maximum(sign[:, :, None] * resid[ind], 0.0)
+                    + np.einsum("maqg,mg->maq", np.maximum(sign[:, :, None, None] * cg[ind], 0.0), gmask))
+        total = comp_noise + comp_delev.sum(axis=2) + comp_liq.sum(axis=2)  # (m, A)
+        h = np.where(total > 0, h, 0.0)
+        hsum = h.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(total > 0, h / total, 0.0) / np.where(hsum > 0, hsum, 1.0)[:, None]
+        sh_ind = np.zeros((ind.size, 2 * P + 2))
+        sh_ind[:, :P] = np.einsum("maq,ma->mq", comp_liq, scale)
+        sh_ind[:, P: 2 * P] = np.einsum("maq,ma->mq", comp_delev, scale)
+        sh_ind[:, 2 * P] = (comp_noise * scale).sum(axis=1)
+        sh_ind[hsum <= 0, -1] = 1.0  # numerically no harm: count as fundamental
+        sh[ind] = sh_ind
+        req_obs[batch[ind]] = s_obs[ind]
+        req_scale[batch[ind]] = scale
+        req_long[batch[ind]] = long
+    shares[batch] = sh
+
+
+def _edges(inp: CascadeInputs, generation: IntArray, shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
+           req_long: npt.NDArray[np.bool_], protocol: IntArray, sale_fill: IntArray, sale_step: IntArray,
+           sale_asset: IntArray, sale_dz: FloatArray, sale_proto: IntArray, n_src: int) -> pd.DataFrame:
+    """The cascade graph: (parent, child, weight, source, parent_generation) rows; see the module docstring."""
+    names = inp.source_names
+    children = np.flatnonzero((generation >= 1) & (shares[:, -1] < 1.0))
+    logd = np.cumsum(np.log(np.maximum(inp.decay, 1e-300)), axis=0)  # (T+1, A)
+    sale_gen = np.maximum(generation[sale_fill], 0) if sale_fill.size else np.zeros(0, dtype=np.int64)
+    # only the MAX_PARENTS largest fills of each (asset, step, generation) can be a child's largest parents;
+    # kept rows are sorted by (asset, step)
+    keep = _top_per_group(sale_asset, sale_step, sale_gen, sale_dz)
+    ka, ks, kg, kdz, kf, kp = (sale_asset[keep], sale_step[keep], sale_gen[keep], sale_dz[keep], sale_fill[keep],
+                               sale_proto[keep])
+    T = inp.decay.shape[0] - 1
+    first_row = np.searchsorted(ka * (T + 2) + ks, np.arange(len(inp.assets) * (T + 2)))  # by (asset, step)
+    parts: list[tuple[np.ndarray, ...]] = []
+    kept = np.zeros((children.size, n_src))
+    if children.size and keep.size:
+        ci_all, a_all = np.nonzero((req_scale[children] > 0) & req_long[children])
+        s_all = req_obs[children[ci_all], a_all]
+        g_all = generation[children[ci_all]] - 1
+        key = np.stack([a_all, s_all, g_all], axis=1)
+        groups, inverse = np.unique(key, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        by_group = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[by_group], np.arange(len(groups) + 1))
+        for j, (a, s, g) in enumerate(groups):
+            lo_step = np.searchsorted(-logd[:, a], -logd[s, a] - np.log(1e12), side="left")
+            rows = np.arange(first_row[a * (T + 2) + lo_step], first_row[a * (T + 2) + s])
+            cand = rows[kg[rows] <= g]
+            if cand.size == 0:
+                continue
+            harm = -kdz[cand] * np.exp(logd[s, a] - logd[ks[cand], a])
+            material = harm >= MATERIAL * harm.sum()
+            top, harm = cand[material], harm[material]
+            best = np.argpartition(-harm, MAX_PARENTS)[:MAX_PARENTS] if harm.size > MAX_PARENTS else np.arange(harm.size)
+            best = best[np.argsort(-harm[best], kind="stable")]
+            crit = np.flatnonzero(kg[top] == g)  # the critical generation must stay in the graph
+            if crit.size and not (kg[top[best]] == g).any():
+                best = np.r_[best[: MAX_PARENTS - 1], crit[np.argmax(harm[crit])]]
+            chosen = top[best]
+            ci = ci_all[by_group[bounds[j]: bounds[j + 1]]]
+            w = req_scale[children[ci], a][:, None] * harm[best][None, :]  # (m, K)
+            k = chosen.size
+            parts.append((np.tile(kf[chosen], ci.size), np.repeat(children[ci], k), w.ravel(),
+                          np.tile(kp[chosen], ci.size), np.tile(kg[chosen], ci.size)))
+            np.add.at(kept, (np.repeat(ci, k), np.tile(kp[chosen], ci.size)), w.ravel())
+    resid = shares[children] - kept
+    ri, rs = np.nonzero(resid > 1e-12)
+    parts.append((np.full(ri.size, -1), children[ri], resid[ri, rs], rs, np.full(ri.size, -1)))
+    cols = [np.concatenate([pt[j] for pt in parts]) for j in range(5)]
+    order = np.lexsort((-cols[2], cols[1]))
+    return pd.DataFrame({
+        "parent": cols[0][order].astype(np.int64),
+        "child": cols[1][order].astype(np.int64),
+        "weight": cols[2][order].astype(np.float64),
+        "source": pd.Categorical.from_codes(cols[3][order].astype(np.int64), categories=names),
+        "parent_generation": cols[4][order].astype(np.int64),
+    })
+
+
+def _top_per_group(asset: IntArray, step: IntArray, gen: IntArray, dz: FloatArray) -> IntArray:
+    """Rows among the MAX_PARENTS most negative dz of each (asset, step, generation), with dz < 0, by (asset, step)."""
+    if asset.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((dz, gen, step, asset))
+    key = np.stack([asset[order], step[order], gen[order]], axis=1)
+    start = np.r_[True, (np.diff(key, axis=0) != 0).any(axis=1)]
+    rank = np.arange(order.size) - np.maximum.accumulate(np.where(start, np.arange(order.size), 0))
+    return order[(rank < MAX_PARENTS) & (dz[order] < 0)]
+
+
+def _cascade_only(inp: CascadeInputs, fills: pd.DataFrame, protocol: IntArray, liq: npt.NDArray[np.bool_],
+                  chunk: int = 2048) -> npt.NDArray[np.bool_]:
+    """Liquidations of positions that would never have been liquidatable at the fundamental within the horizon.
+
+    The position is taken as it stood just before its first liquidation fill; its health at
+    the shadow oracle (the protocol's oracle fed the fundamental) is evaluated at every step
+    0..T, and the fill counts when that health never falls below 1.
+    """
+    out = np.zeros(len(fills), dtype=bool)
+    idx = np.flatnonzero(liq)
+    if idx.size == 0:
+        return out
+    A = len(inp.assets)
+    pos = fills["position"].to_numpy()[idx]
+    first = pd.Series(idx).groupby(pos).transform("min").to_numpy()  # first liquidation fill of each position
+    uniq = np.unique(first)
+    coll = np.stack([fills[f"collateral_{a}_before"].to_numpy()[uniq] for a in inp.assets], axis=1)
+    debt = fills["debt_before"].to_numpy()[uniq]
+    p = protocol[uniq]
+    never = np.zeros(uniq.size, dtype=bool)
+    lowest = inp.shadow_px.min(axis=0)  # (P, A)
+    for q in np.unique(p):
+        sel = np.flatnonzero(p == q)
+        px = inp.shadow_px[:, q, :]  # (T+1, A)
+        d = inp.debt_asset[q]
+        if d == A:  # USD debt: one collateral asset needs only its lowest price
+            single = sel[(coll[sel] > 0).sum(axis=1) <= 1]
+            never[single] = ((coll[single] * inp.lt[q] * lowest[q]).sum(axis=1) >= debt[single]) & (debt[single] > 0)
+            sel = np.setdiff1d(sel, single)
+        debt_px = px[:, d] if d < A else np.ones(px.shape[0])
+        for lo in range(0, sel.size, chunk):
+            rows = sel[lo: lo + chunk]
+            weighted = (coll[rows] * inp.lt[q]) @ px.T  # (k, T+1)
+            owed = debt[rows][:, None] * debt_px[None, :]
+            never[rows] = (weighted >= owed).all(axis=1) & (debt[rows] > 0)
+    out[idx] = never[np.searchsorted(uniq, first)]
+    return out
