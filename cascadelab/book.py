@@ -25,6 +25,14 @@ DUST = 1e-9
 """Relative size below which an amount counts as zero (floating-point residue)."""
 
 
+def _ratio(weighted: FloatArray, debt_value: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """weighted / debt_value where debt_value > 0, else +inf (health's quotient, vectorised)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.divide(weighted, debt_value, out=out)
+    out[~(debt_value > 0)] = np.inf
+    return out
+
+
 @dataclass
 class PositionBook:
     """All positions as columns; a position's id is its row index.
@@ -113,27 +121,32 @@ class PositionBook:
 
         ``oracle_px`` has shape (P, A + 1): each protocol's oracle prices, with the USD
         numeraire (price 1) as the last column.  Source: Aave v3 GenericLogic
-        (shared/reference/mechanisms.md section 1.1).
+        (shared/reference/mechanisms.md section 1.1).  A quotient too large for a float
+        (dust debt) is +inf, like no debt.
         """
-        hf = np.full(self.n, np.inf)
+        hf = np.empty(self.n)
+        single = self.n_assets == 1
         for p, s in enumerate(self.slices):
             if s.start == s.stop:
                 continue
             px = oracle_px[p]
-            weighted = self.collateral[s] @ (self.lt[p] * px[: self.n_assets])
-            debt_value = self.debt[s] * px[self.debt_asset[p]]
-            np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
+            weights = self.lt[p] * px[: self.n_assets]
+            # one asset: the column product equals the matrix-vector product bit for bit, without BLAS overhead
+            weighted = self.collateral[s, 0] * weights[0] if single else self.collateral[s] @ weights
+            _ratio(weighted, self.debt[s] * px[self.debt_asset[p]], out=hf[s])
         return hf
 
     def health_of(self, positions: IntArray, oracle_px: FloatArray) -> FloatArray:
-        """Health of a subset of positions (same formula as :meth:`health`)."""
+        """Health of a subset of positions (same formula and rounding as before: (C LT) P / (D P_debt))."""
         p = self.protocol[positions]
+        if self.n_assets == 1 and p.size and (p == p[0]).all():
+            # one asset, one protocol (a borrower cohort, one protocol's fills): scalar prices, no gathers
+            px = oracle_px[p[0]]
+            weighted = self.collateral[positions, 0] * self.lt[p[0], 0] * px[0]
+            return _ratio(weighted, self.debt[positions] * px[self.debt_asset[p[0]]])
         px = oracle_px[p]  # (k, A+1)
         weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
-        debt_value = self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]]
-        out = np.full(len(positions), np.inf)
-        np.divide(weighted, debt_value, out=out, where=debt_value > 0)
-        return out
+        return _ratio(weighted, self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]])
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:
         """USD value of each position's collateral at asset prices ``px`` (shape (A,) or (A+1,))."""
