@@ -59,6 +59,22 @@ STRATEGIES = {
 }
 
 
+def stable_smallest(keys: FloatArray, count: int) -> IntArray:
+    """``np.argsort(keys, kind="stable")[:count]`` without sorting the whole array.
+
+    Partition finds the count-th smallest key; every key below it is in, and of the keys
+    equal to it the first ones by index (as a stable sort orders ties), then only those
+    are sorted.  ``keys`` must hold no NaN.
+    """
+    if keys.size <= count:
+        return np.argsort(keys, kind="stable")
+    kth = np.partition(keys, count - 1)[count - 1]
+    below = np.flatnonzero(keys < kth)
+    ties = np.flatnonzero(keys == kth)[: count - below.size]
+    head = np.sort(np.concatenate((below, ties)))
+    return head[np.argsort(keys[head], kind="stable")]
+
+
 @dataclass
 class Receipt:
     """Collateral a keeper received from one protocol this step, with the fills it came from."""
@@ -117,8 +133,9 @@ class Liquidator(mesa.Agent):
             ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
         """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
 
-        The first keeper of a configuration evaluates every visible offer and returns those
-        profitable on their own, best first (``ranked``).  Later keepers with the same
+        The first keeper of a configuration evaluates every visible offer and returns the head
+        of those profitable on their own, best first (``ranked``; as long as every keeper of the
+        round could reach: all their slots plus one window).  Later keepers with the same
         configuration face more planned sales and less remaining, so nothing outside that
         list can have become profitable: they re-evaluate only the head of it (a window of
         twice their transaction limit), which keeps a step's cost independent of the
@@ -139,9 +156,14 @@ class Liquidator(mesa.Agent):
             return Bids.empty(), NO_OFFERS if ranked is None else ranked
         pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
         ok = np.flatnonzero(profit >= self.rule(cfg, cost))
-        order = ok[np.argsort(-profit[ok] / np.maximum(cost[ok], 1e-12), kind="stable")]
+        keys = -profit[ok] / np.maximum(cost[ok], 1e-12)
         if ranked is None:
+            # only the head of the ranking is ever read: this keeper takes <= its slots, and each later
+            # keeper of the round reads a window of 2 * slots + 16 past what earlier ones took
+            order = ok[stable_smallest(keys, (len(m.keepers) + 2) * cfg.max_fills_per_step + 16)]
             ranked = idx[order]
+        else:
+            order = ok[np.argsort(keys, kind="stable")]
         if order.size == 0:
             return Bids.empty(), ranked
         order = order[:slots]
