@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from cascadelab.allocator import keep_freed_memory
 from cascadelab.spec import USD, Spec
 from mechanisms.base import Fills
 
@@ -233,6 +234,7 @@ def build_book(spec: Spec, rng: np.random.Generator) -> tuple[PositionBook, Coho
     debt = collateral_value * LT / health.  Draws happen in spec order (populations in
     the order written), all from the run's ``book`` stream.
     """
+    keep_freed_memory()  # large books: reuse freed temporaries instead of page-faulting (cascadelab.allocator)
     assets = spec.asset_names
     protocols = spec.protocol_names
     a_idx = {a: i for i, a in enumerate(assets)}
