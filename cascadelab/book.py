@@ -68,6 +68,9 @@ class PositionBook:
     collateral_in: FloatArray = field(init=False)
     collateral_out: FloatArray = field(init=False)
     debt_in: FloatArray = field(init=False)
+    version: int = field(default=0, init=False)
+    """Incremented by every :meth:`apply`: equal versions mean identical positions (for memos)."""
+    _settled: dict[int, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         n, a = self.collateral.shape
@@ -163,6 +166,24 @@ class PositionBook:
         """Price of each position's debt asset under prices ``px`` (shape (A+1,))."""
         return px[self.debt_asset[self.protocol[positions]]]
 
+    def without_collateral(self, protocol: int) -> IntArray:
+        """Positions of ``protocol`` that owe debt but hold no collateral (to be written off).
+
+        Scans the protocol's rows, except when nothing was applied since a scan that found
+        none: positions change only through :meth:`apply`, so the answer is still none (a
+        step without fills costs O(1) here instead of O(positions)).
+        """
+        if self._settled.get(protocol) == self.version:
+            return np.zeros(0, dtype=np.int64)
+        s = self.slices[protocol]
+        coll = self.collateral[s]
+        no_collateral = ~(coll[:, 0] > 0) if coll.shape[1] == 1 else ~(coll > 0).any(axis=1)
+        candidates = np.flatnonzero(no_collateral)  # few: test debt on these only
+        pos = candidates[self.debt[s][candidates] > 0] + s.start
+        if pos.size == 0:
+            self._settled[protocol] = self.version
+        return pos
+
     def open_positions(self, protocol: int | None = None) -> IntArray:
         """Positions that still have debt."""
         s = slice(None) if protocol is None else self.slices[protocol]
@@ -181,6 +202,7 @@ class PositionBook:
         """
         if fills.size == 0:
             return
+        self.version += 1
         pos = fills.position
         np.subtract.at(self.collateral, pos, fills.seized)
         np.subtract.at(self.debt, pos, fills.repaid + fills.written_off)

@@ -52,11 +52,7 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids, *, to_protocol
 
 def write_off_empty(book: PositionBook, protocol: int) -> Fills:
     """Write off the debt of this protocol's positions that have no collateral left (bad debt)."""
-    s = book.slices[protocol]
-    coll = book.collateral[s]
-    no_collateral = ~(coll[:, 0] > 0) if coll.shape[1] == 1 else ~(coll > 0).any(axis=1)
-    candidates = np.flatnonzero(no_collateral)  # few: test debt on these only
-    pos = candidates[book.debt[s][candidates] > 0] + s.start
+    pos = book.without_collateral(protocol)
     if pos.size == 0:
         return Fills.empty(book.n_assets)
     return Fills.make(pos, PROTOCOL, book.n_assets, written_off=book.debt[pos])
