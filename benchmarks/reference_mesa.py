@@ -211,17 +211,24 @@ class Borrower(mesa.Agent):
         self.lt = lt
         self.collateral_scale = max(collateral, 1.0)
         self.debt_scale = max(debt, 1.0)
-        self.health = math.inf
+        self.step_seen = -1
+        self.step_health = math.inf
         self.repayable = 0.0
 
-    def update_health(self) -> None:
-        """Health at the oracle price, and what liquidators may repay this step (borrowers are passive)."""
-        m = self.model
-        price = m.oracle_price
-        self.health = self.collateral * price * self.lt / self.debt if self.debt > 0 else math.inf
-        self.repayable = 0.0
-        if self.health < 1.0:  # the close factor applies once per step, however many keepers come
-            self.repayable = min(m.p.close_factor * self.debt, self.collateral * price / (1.0 + m.p.bonus))
+    def health(self, t: int, price: float) -> float:
+        """Health at the oracle price as the protocol saw it at the start of step ``t``.
+
+        The first keeper to look in a step computes it, with what the protocol lets
+        liquidators repay in this step (the close factor applies once per step, however
+        many keepers come); later keepers in the same step see the same numbers.
+        """
+        if self.step_seen != t:
+            self.step_seen = t
+            self.step_health = self.collateral * price * self.lt / self.debt if self.debt > 0 else math.inf
+            if self.step_health < 1.0:
+                p = self.model.p
+                self.repayable = min(p.close_factor * self.debt, self.collateral * price / (1.0 + p.bonus))
+        return self.step_health
 
     def repay(self, repaid: float, seized: float) -> None:
         """Apply a liquidation to this position (dust snapped to zero)."""
@@ -250,7 +257,7 @@ class Liquidator(mesa.Agent):
         price = m.oracle_price
         candidates = []
         for borrower in m.agents_by_type[Borrower]:
-            if borrower.health >= 1.0 or borrower.debt <= 0:
+            if borrower.health(m.t, price) >= 1.0 or borrower.debt <= 0:
                 continue
             max_pay = borrower.repayable
             if max_pay <= 0:
@@ -310,8 +317,7 @@ class ReferenceModel(mesa.Model):
         displacement = math.log(self.pool.price() / previous)
         self.pool.arbitrage_to(self.fundamental * math.exp(displacement * self.decay))
         self.oracle_price = self.pool.price()
-        self.agents_by_type[Borrower].do("update_health")
-        self.agents_by_type[Liquidator].shuffle_do("step")
+        self.agents_by_type[Liquidator].shuffle_do("step")  # borrowers are passive: nothing to schedule
         self.datacollector.collect(self)
 
     def run(self) -> ReferenceModel:

@@ -16,6 +16,7 @@ from cascadelab.schema import SpecError
 COMMANDS = (
     "run",
     "mechanisms",
+    "bench",
 )
 """Subcommands, each a module cascadelab.commands.<name> with ``add_parser(subparsers)`` and ``main(args)``."""
 

@@ -69,3 +69,26 @@ def test_crash_price_interpolates_knots() -> None:
     knots = [(float(s), p) for s, p in CRASH]
     assert crash_price(knots, 45) == pytest.approx(1200.0)
     assert crash_price(knots, 500) == 1100.0
+
+
+def test_harness_measures_both_engines_on_the_same_scenario() -> None:
+    """benchmarks/run.py's worker: the same spec through both engines gives the same liquidation count."""
+    from run import measure
+
+    task = {"scenario": "reference", "positions": 30, "steps": 300}  # 20 liquidations by step 300
+    fast = measure({**task, "engine": "cascadelab"})
+    ref = measure({**task, "engine": "reference"})
+    assert fast["seconds"] > 0 and ref["seconds"] > 0
+    assert fast["metrics"]["liquidation_count"] == ref["metrics"]["liquidation_count"] > 0
+    assert fast["peak_rss_mb"] >= fast["rss_before_mb"] > 0
+
+
+def test_bench_command_outside_a_checkout_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Installed without benchmarks/, ``cascadelab bench`` exits 2 with one line saying why."""
+    from cascadelab.cli import main
+    from cascadelab.commands import bench
+
+    monkeypatch.setattr(bench, "benchmark_script", lambda: Path("/nonexistent/benchmarks/run.py"))
+    assert main(["bench", "--quick"]) == 2
+    assert "source checkout" in capsys.readouterr().err
