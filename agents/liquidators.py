@@ -39,6 +39,9 @@ IntArray = npt.NDArray[np.int64]
 SIZE_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1 / 32, 1 / 64])
 """Clip sizes a keeper considers, as fractions of what an offer allows."""
 
+NO_OFFERS = np.zeros(0, dtype=np.int64)
+NO_OFFERS.flags.writeable = False
+
 
 def required_profit(cfg: LiquidatorsConfig, cost_usd: FloatArray) -> FloatArray:
     """The ``default`` strategy: profit >= min_profit_usd."""
@@ -54,6 +57,22 @@ STRATEGIES = {
     "default": required_profit,
     "margin": required_profit_with_margin,
 }
+
+
+def stable_smallest(keys: FloatArray, count: int) -> IntArray:
+    """``np.argsort(keys, kind="stable")[:count]`` without sorting the whole array.
+
+    Partition finds the count-th smallest key; every key below it is in, and of the keys
+    equal to it the first ones by index (as a stable sort orders ties), then only those
+    are sorted.  ``keys`` must hold no NaN.
+    """
+    if keys.size <= count:
+        return np.argsort(keys, kind="stable")
+    kth = np.partition(keys, count - 1)[count - 1]
+    below = np.flatnonzero(keys < kth)
+    ties = np.flatnonzero(keys == kth)[: count - below.size]
+    head = np.sort(np.concatenate((below, ties)))
+    return head[np.argsort(keys[head], kind="stable")]
 
 
 @dataclass
@@ -95,22 +114,28 @@ class Liquidator(mesa.Agent):
                  ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Best clip size of each offer in ``idx`` at the current planned sales: (pay, received, cost, profit)."""
         m = self.model
-        pay = remaining[idx][:, None] * SIZE_FRACTIONS[None, :]  # (k, F)
-        pay = np.where(pay >= offers.min_pay[idx][:, None], pay, 0.0)
+        n_sizes = SIZE_FRACTIONS.size
+        pay = remaining[idx][:, None] * SIZE_FRACTIONS  # (k, F)
+        min_pay = offers.min_pay[idx]
+        if min_pay.any():  # with no minimum every clip is allowed (pay > 0 here), so skip the masking pass
+            pay = np.where(pay >= min_pay[:, None], pay, 0.0)
         recv = pay[:, :, None] * offers.receive_per_pay[idx][:, None, :]  # (k, F, A)
         cost = m.quote_debt_cost(protocol, pay)
-        profit = m.quote_sales(recv) - cost - m.gas.cost_usd(self.config.gas_units)
+        profit = m.quote_sales(recv)  # a fresh array: subtract in place, same order as proceeds - cost - gas
+        profit -= cost
+        profit -= m.gas.cost_usd(self.config.gas_units)
         profit[pay <= 0] = -np.inf
-        best = np.argmax(profit, axis=1)
-        rows = np.arange(idx.size)
-        return pay[rows, best], recv[rows, best], cost[rows, best], profit[rows, best]
+        best = np.arange(0, idx.size * n_sizes, n_sizes) + np.argmax(profit, axis=1)  # flat index of each row's best
+        return (pay.ravel()[best], recv.reshape(-1, recv.shape[2])[best], cost.ravel()[best],
+                profit.ravel()[best])
 
     def bid(self, protocol: int, offers: Offers, remaining: FloatArray, t: int,
             ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
         """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
 
-        The first keeper of a configuration evaluates every visible offer and returns those
-        profitable on their own, best first (``ranked``).  Later keepers with the same
+        The first keeper of a configuration evaluates every visible offer and returns the head
+        of those profitable on their own, best first (``ranked``; as long as every keeper of the
+        round could reach: all their slots plus one window).  Later keepers with the same
         configuration face more planned sales and less remaining, so nothing outside that
         list can have become profitable: they re-evaluate only the head of it (a window of
         twice their transaction limit), which keeps a step's cost independent of the
@@ -118,9 +143,8 @@ class Liquidator(mesa.Agent):
         """
         cfg = self.config
         m = self.model
-        none = np.zeros(0, dtype=np.int64)
         if offers.size == 0 or m.gas.gwei > cfg.max_gas_gwei or self.capital <= 0:
-            return Bids.empty(), none
+            return Bids.empty(), NO_OFFERS
         slots = max(cfg.max_fills_per_step - self.fills_this_step, 0)
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
@@ -129,22 +153,31 @@ class Liquidator(mesa.Agent):
             live = ranked[(remaining[ranked] > offers.min_pay[ranked]) & (remaining[ranked] > 0)]
             idx = live[: 2 * slots + 16]
         if idx.size == 0 or slots == 0:
-            return Bids.empty(), none if ranked is None else ranked
+            return Bids.empty(), NO_OFFERS if ranked is None else ranked
         pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
         ok = np.flatnonzero(profit >= self.rule(cfg, cost))
-        order = ok[np.argsort(-profit[ok] / np.maximum(cost[ok], 1e-12), kind="stable")]
+        keys = -profit[ok] / np.maximum(cost[ok], 1e-12)
         if ranked is None:
+            # only the head of the ranking is ever read: this keeper takes <= its slots, and each later
+            # keeper of the round reads a window of 2 * slots + 16 past what earlier ones took
+            order = ok[stable_smallest(keys, (len(m.keepers) + 2) * cfg.max_fills_per_step + 16)]
             ranked = idx[order]
+        else:
+            order = ok[np.argsort(keys, kind="stable")]
+        if order.size == 0:
+            return Bids.empty(), ranked
         order = order[:slots]
         # marginal proceeds when all chosen offers' collateral is sold in sequence
         total = m.quote_sales(np.cumsum(recv[order], axis=0)[:, None, :])[:, 0]
-        marginal = np.diff(np.r_[0.0, total])
-        take = ((marginal - cost[order] - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost[order]))
-                & (np.cumsum(cost[order]) <= self.capital))
-        first_bad = np.flatnonzero(~take)
-        chosen = order[: first_bad[0] if first_bad.size else order.size]
-        if chosen.size == 0:
+        marginal = total.copy()  # first differences of [0, total...], bit for bit
+        marginal[1:] -= total[:-1]
+        cost = cost[order]
+        take = ((marginal - cost - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost))
+                & (np.cumsum(cost) <= self.capital))
+        n_take = take.size if take.all() else int(np.argmin(take))  # up to the first failure
+        if n_take == 0:
             return Bids.empty(), ranked
+        chosen = order[:n_take]
         offer_idx = idx[chosen]
         remaining[offer_idx] -= pay[chosen]
         self.fills_this_step += chosen.size

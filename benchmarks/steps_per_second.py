@@ -12,10 +12,14 @@ fixed per-step overhead dominates).  Timings are for comparison within one run o
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-import cascadelab
-from cascadelab.spec import load_spec, spec_to_dict
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's engine, not an installed copy
+
+import cascadelab  # noqa: E402
+from cascadelab.spec import load_spec, spec_to_dict  # noqa: E402
 
 
 def scaled_spec(total: int, steps: int) -> dict:

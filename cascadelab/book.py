@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from cascadelab.allocator import keep_freed_memory
 from cascadelab.spec import USD, Spec
 from mechanisms.base import Fills
 
@@ -23,6 +24,14 @@ IntArray = npt.NDArray[np.int64]
 
 DUST = 1e-9
 """Relative size below which an amount counts as zero (floating-point residue)."""
+
+
+def _ratio(weighted: FloatArray, debt_value: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """weighted / debt_value where debt_value > 0, else +inf (health's quotient, vectorised)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.divide(weighted, debt_value, out=out)
+    out[~(debt_value > 0)] = np.inf
+    return out
 
 
 @dataclass
@@ -59,6 +68,9 @@ class PositionBook:
     collateral_in: FloatArray = field(init=False)
     collateral_out: FloatArray = field(init=False)
     debt_in: FloatArray = field(init=False)
+    version: int = field(default=0, init=False)
+    """Incremented by every :meth:`apply`: equal versions mean identical positions (for memos)."""
+    _settled: dict[int, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         n, a = self.collateral.shape
@@ -113,29 +125,32 @@ class PositionBook:
 
         ``oracle_px`` has shape (P, A + 1): each protocol's oracle prices, with the USD
         numeraire (price 1) as the last column.  Source: Aave v3 GenericLogic
-        (shared/reference/mechanisms.md section 1.1).
+        (shared/reference/mechanisms.md section 1.1).  A quotient too large for a float
+        (dust debt) is +inf, like no debt.
         """
-        hf = np.full(self.n, np.inf)
+        hf = np.empty(self.n)
+        single = self.n_assets == 1
         for p, s in enumerate(self.slices):
             if s.start == s.stop:
                 continue
             px = oracle_px[p]
-            weighted = self.collateral[s] @ (self.lt[p] * px[: self.n_assets])
-            debt_value = self.debt[s] * px[self.debt_asset[p]]
-            with np.errstate(over="ignore"):  # dust debt: health overflows to +inf, which is right
-                np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
+            weights = self.lt[p] * px[: self.n_assets]
+            # one asset: the column product equals the matrix-vector product bit for bit, without BLAS overhead
+            weighted = self.collateral[s, 0] * weights[0] if single else self.collateral[s] @ weights
+            _ratio(weighted, self.debt[s] * px[self.debt_asset[p]], out=hf[s])
         return hf
 
     def health_of(self, positions: IntArray, oracle_px: FloatArray) -> FloatArray:
-        """Health of a subset of positions (same formula as :meth:`health`)."""
+        """Health of a subset of positions (same formula and rounding as before: (C LT) P / (D P_debt))."""
         p = self.protocol[positions]
+        if self.n_assets == 1 and p.size and (p == p[0]).all():
+            # one asset, one protocol (a borrower cohort, one protocol's fills): scalar prices, no gathers
+            px = oracle_px[p[0]]
+            weighted = self.collateral[positions, 0] * self.lt[p[0], 0] * px[0]
+            return _ratio(weighted, self.debt[positions] * px[self.debt_asset[p[0]]])
         px = oracle_px[p]  # (k, A+1)
         weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
-        debt_value = self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]]
-        out = np.full(len(positions), np.inf)
-        with np.errstate(over="ignore"):
-            np.divide(weighted, debt_value, out=out, where=debt_value > 0)
-        return out
+        return _ratio(weighted, self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]])
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:
         """USD value of each position's collateral at asset prices ``px`` (shape (A,) or (A+1,))."""
@@ -150,6 +165,24 @@ class PositionBook:
     def debt_price(self, px: FloatArray, positions: IntArray) -> FloatArray:
         """Price of each position's debt asset under prices ``px`` (shape (A+1,))."""
         return px[self.debt_asset[self.protocol[positions]]]
+
+    def without_collateral(self, protocol: int) -> IntArray:
+        """Positions of ``protocol`` that owe debt but hold no collateral (to be written off).
+
+        Scans the protocol's rows, except when nothing was applied since a scan that found
+        none: positions change only through :meth:`apply`, so the answer is still none (a
+        step without fills costs O(1) here instead of O(positions)).
+        """
+        if self._settled.get(protocol) == self.version:
+            return np.zeros(0, dtype=np.int64)
+        s = self.slices[protocol]
+        coll = self.collateral[s]
+        no_collateral = ~(coll[:, 0] > 0) if coll.shape[1] == 1 else ~(coll > 0).any(axis=1)
+        candidates = np.flatnonzero(no_collateral)  # few: test debt on these only
+        pos = candidates[self.debt[s][candidates] > 0] + s.start
+        if pos.size == 0:
+            self._settled[protocol] = self.version
+        return pos
 
     def open_positions(self, protocol: int | None = None) -> IntArray:
         """Positions that still have debt."""
@@ -169,6 +202,7 @@ class PositionBook:
         """
         if fills.size == 0:
             return
+        self.version += 1
         pos = fills.position
         np.subtract.at(self.collateral, pos, fills.seized)
         np.subtract.at(self.debt, pos, fills.repaid + fills.written_off)
@@ -222,6 +256,7 @@ def build_book(spec: Spec, rng: np.random.Generator) -> tuple[PositionBook, Coho
     debt = collateral_value * LT / health.  Draws happen in spec order (populations in
     the order written), all from the run's ``book`` stream.
     """
+    keep_freed_memory()  # large books: reuse freed temporaries instead of page-faulting (cascadelab.allocator)
     assets = spec.asset_names
     protocols = spec.protocol_names
     a_idx = {a: i for i, a in enumerate(assets)}

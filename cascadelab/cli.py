@@ -18,6 +18,7 @@ COMMANDS = (
     "mechanisms",
     "cascade",
     "validate",
+    "bench",
 )
 """Subcommands, each a module cascadelab.commands.<name> with ``add_parser(subparsers)`` and ``main(args)``."""
 

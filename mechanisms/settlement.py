@@ -27,8 +27,9 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids) -> Fills:
     order = np.argsort(bids.offer, kind="stable")
     off, pay, taker = bids.offer[order], np.maximum(bids.pay[order], 0.0), bids.taker[order]
     csum = np.cumsum(pay)
-    group_start = np.r_[0, np.flatnonzero(np.diff(off)) + 1]
-    run_len = np.diff(np.r_[group_start, off.size])
+    group_start = np.flatnonzero(np.diff(off)) + 1
+    group_start = np.concatenate((np.zeros(1, dtype=group_start.dtype), group_start))  # np.r_ costs ~10 us a call
+    run_len = np.diff(group_start, append=off.size)
     before = np.repeat(csum[group_start] - pay[group_start], run_len)
     used_before = csum - pay - before  # paid by earlier bids on the same offer
     eff = np.clip(np.minimum(pay, offers.max_pay[off] - used_before), 0.0, None)
@@ -51,9 +52,7 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids) -> Fills:
 
 def write_off_empty(book: PositionBook, protocol: int) -> Fills:
     """Write off the debt of this protocol's positions that have no collateral left (bad debt)."""
-    s = book.slices[protocol]
-    empty = (book.debt[s] > 0) & ~(book.collateral[s] > 0).any(axis=1)
-    pos = np.flatnonzero(empty) + s.start
+    pos = book.without_collateral(protocol)
     if pos.size == 0:
         return Fills.empty(book.n_assets)
     return Fills.make(pos, PROTOCOL, book.n_assets, written_off=book.debt[pos])

@@ -98,7 +98,10 @@ class Venue:
             sqrt_p = math.sqrt(fundamental * math.exp(z0))
             x = self.liquidity / sqrt_p
             q_eff = qty * (1.0 - self.fee)
-            return self.liquidity * sqrt_p * q_eff / (x + q_eff)
+            pool_after = x + q_eff
+            q_eff *= self.liquidity * sqrt_p  # in place: (L sqrt_p) q_eff / (x + q_eff) with two temporaries, not four
+            q_eff /= pool_after
+            return q_eff
         u0 = self._u_of_z(z0)
         u1 = u0 + qty * fundamental * (1.0 - self.fee)
         return self._G(u1) - self._G(u0)  # u is USD at F, so the integral of P/F over u is USD

@@ -1,0 +1,119 @@
+"""Fingerprints of a few scenarios' complete outputs, to prove an optimisation changed nothing.
+
+    python benchmarks/check_identical.py                  # print one hash per scenario
+    python benchmarks/check_identical.py --save FILE      # ... and store them
+    python benchmarks/check_identical.py --compare FILE   # exit 1 if any hash differs from FILE
+
+A hash covers the metrics (exact float bits), per-protocol and per-asset metrics, and
+every row and column of the fills, sales and timeseries frames (exact bits), so it
+changes if any number the run produces changes in its last bit.  Run it before and after
+an engine change: equal hashes mean the change is behaviour-preserving on these scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's engine, not an installed copy
+
+from reference_mesa import reference_spec  # noqa: E402
+
+import cascadelab  # noqa: E402
+
+
+def _scaled_default(n: int, steps: int, **extra: Any) -> tuple[None, dict[str, Any]]:
+    from steps_per_second import scaled_spec
+
+    return scaled_spec(n, steps), extra
+
+
+def scenarios() -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Name -> (spec, overrides): the default scenario and variants that reach the other code paths."""
+    return {
+        "default_10k": (None, {}),
+        "default_2k_multi_round_margin": (_scaled_default(2000, 720)[0], {
+            "liquidators.rounds_per_step": 3, "liquidators.strategy": "margin", "liquidators.margin": 0.01,
+            "liquidators.latency_steps": 1, "liquidators.max_fills_per_step": 5}),
+        "default_2k_transient_sqrt_noise": (_scaled_default(2000, 720)[0], {
+            "venues.ETH.kind": "transient_impact", "venues.ETH.depth_usd": 3e7, "noise.ETH.volume_usd": 2e5,
+            "arbitrageurs.capital_usd_per_step": 5e6}),
+        "default_2k_topup_repay": (_scaled_default(2000, 720)[0], {
+            "populations.a_active.behaviour.action": "top_up", "populations.b_passive.behaviour.kind": "reactive",
+            "populations.b_passive.behaviour.action": "repay"}),
+        "reference_2k": (reference_spec(2000, 1440), {}),
+        "two_assets_two_protocols_2k": (two_asset_spec(), {}),
+    }
+
+
+def two_asset_spec() -> dict[str, Any]:
+    """Multi-collateral positions, two correlated assets with GBM noise, two protocols (general code paths)."""
+    raw, _ = _scaled_default(1500, 720)
+    raw["assets"]["BTC"] = {"process": "gbm", "price": 60_000.0, "sigma": 1.5, "mu": -20.0}
+    raw["correlation"] = {"ETH": {"BTC": 0.7}}
+    raw["venues"]["BTC"] = {"kind": "constant_product", "depth_usd": 2e8, "fee": 0.003, "recovery_halflife_steps": 20}
+    for proto in raw["protocols"].values():
+        proto["markets"]["BTC"] = {"liquidation_threshold": 0.75}
+    raw["populations"]["btc"] = {"protocol": "lender_b", "count": 500, "collateral_asset": "BTC",
+                                 "health": {"dist": "uniform", "low": 1.02, "high": 1.6}}
+    raw["positions"] = [{"protocol": "lender_a", "name": f"multi{i}", "collateral": {"ETH": 10.0 + i, "BTC": 0.5},
+                         "debt": 30_000.0 + 500 * i} for i in range(40)]
+    return raw
+
+
+def fingerprint(result: cascadelab.RunResult) -> str:
+    """SHA-256 over the exact bits of a run's metrics and frames."""
+    h = hashlib.sha256()
+    numbers = {"metrics": result.metrics, "per_protocol": result.per_protocol, "per_asset": result.per_asset}
+    h.update(json.dumps(numbers, sort_keys=True, default=float.hex,
+                        allow_nan=True).encode())
+    for key in sorted(numbers):
+        h.update(repr(_hex(numbers[key])).encode())
+    for name in ("fills", "sales", "timeseries"):
+        frame: pd.DataFrame = getattr(result, name)
+        h.update(name.encode())
+        h.update(",".join(frame.columns).encode())
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _hex(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _hex(v) for k, v in sorted(obj.items())}
+    return float(obj).hex()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", type=Path, help="write the hashes to this JSON file")
+    parser.add_argument("--compare", type=Path, help="compare with hashes saved earlier; exit 1 on any difference")
+    parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    args = parser.parse_args()
+    expected = json.loads(args.compare.read_text()) if args.compare else {}
+    hashes: dict[str, str] = {}
+    differ = []
+    for name, (spec, overrides) in scenarios().items():
+        if args.only and name not in args.only:
+            continue
+        result = cascadelab.run(spec, overrides=overrides)
+        hashes[name] = fingerprint(result)
+        status = ""
+        if name in expected:
+            status = "same" if expected[name] == hashes[name] else "DIFFERENT"
+            if status == "DIFFERENT":
+                differ.append(name)
+        print(f"{name:<34} {hashes[name]}  liquidations {int(result.metrics['liquidation_count']):>6}  {status}")
+    if args.save:
+        args.save.write_text(json.dumps(hashes, indent=2) + "\n")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
