@@ -39,6 +39,8 @@ class PositionBook:
         lt: liquidation threshold of each (protocol, asset), shape (P, A).
         debt_asset: debt asset of each protocol as a price column: ``A`` means USD (price 1).
         slices: rows of each protocol.
+        locked: positions an auction mechanism has claimed (Maker Dog.bark / Cat.bite); set by
+            the mechanisms, read by borrower cohorts, which do not act on them.
     """
 
     assets: list[str]
@@ -59,6 +61,7 @@ class PositionBook:
     collateral_in: FloatArray = field(init=False)
     collateral_out: FloatArray = field(init=False)
     debt_in: FloatArray = field(init=False)
+    locked: npt.NDArray[np.bool_] = field(init=False)  # in a running auction: borrowers leave it alone
 
     def __post_init__(self) -> None:
         n, a = self.collateral.shape
@@ -69,6 +72,7 @@ class PositionBook:
         self.debt_in = np.zeros(n)
         self.collateral_in = np.zeros((n, a))
         self.collateral_out = np.zeros((n, a))
+        self.locked = np.zeros(n, dtype=bool)
 
     @classmethod
     def of(cls, collateral: FloatArray, debt: FloatArray, lt: FloatArray, *, assets: list[str] | None = None,
@@ -122,7 +126,8 @@ class PositionBook:
             px = oracle_px[p]
             weighted = self.collateral[s] @ (self.lt[p] * px[: self.n_assets])
             debt_value = self.debt[s] * px[self.debt_asset[p]]
-            np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
+            with np.errstate(over="ignore"):  # a health beyond float range is +inf
+                np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
         return hf
 
     def health_of(self, positions: IntArray, oracle_px: FloatArray) -> FloatArray:
@@ -132,7 +137,8 @@ class PositionBook:
         weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
         debt_value = self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]]
         out = np.full(len(positions), np.inf)
-        np.divide(weighted, debt_value, out=out, where=debt_value > 0)
+        with np.errstate(over="ignore"):
+            np.divide(weighted, debt_value, out=out, where=debt_value > 0)
         return out
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:

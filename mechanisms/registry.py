@@ -6,12 +6,16 @@ from typing import Any
 
 from cascadelab.schema import SpecError, field_docs, from_dict
 from mechanisms.base import MechanismBase
+from mechanisms.dutch_auction import DutchAuction
+from mechanisms.english_auction import EnglishAuction
 from mechanisms.fixed_bonus import FixedBonus
 
 REGISTRY: dict[str, type[MechanismBase]] = {
     cls.name: cls
     for cls in (
         FixedBonus,
+        DutchAuction,
+        EnglishAuction,
     )
 }
 
@@ -27,9 +31,9 @@ def parse_config(value: Any, path: str) -> Any:
     return from_dict(REGISTRY[kind].Config, params, path)
 
 
-def make(config: Any, protocol: int, n_assets: int) -> MechanismBase:
-    """Instantiate the mechanism for ``config`` serving protocol index ``protocol``."""
-    return REGISTRY[type(config).kind_id](config, protocol, n_assets)
+def make(config: Any, protocol: int, n_assets: int, dt_seconds: float = 60.0) -> MechanismBase:
+    """Instantiate the mechanism for ``config`` serving protocol index ``protocol`` (steps of ``dt_seconds``)."""
+    return REGISTRY[type(config).kind_id](config, protocol, n_assets, dt_seconds=dt_seconds)
 
 
 def describe() -> list[dict[str, Any]]:

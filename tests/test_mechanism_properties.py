@@ -36,7 +36,7 @@ def test_conformance(kind: str, case: tuple[PositionBook, list[np.ndarray]]) -> 
     """Conservation, debt never rises, seized <= collateral, no NaN/inf, determinism."""
     book, path = case
     config = parse_config({"kind": kind}, "mechanism")
-    violations = exercise(lambda: make(config, 0, book.n_assets), book, path)
+    violations = exercise(lambda: make(config, 0, book.n_assets), book, path, hold_steps=30)
     assert violations == []
 
 
