@@ -184,16 +184,21 @@ class PositionBook:
         self._snap(pos)
 
     def _snap(self, pos: IntArray) -> None:
+        """Zero floating-point residue; what is snapped away is booked as collateral out / debt written
+        off, so the ledger stays exact however often residue is snapped."""
+        pos = np.unique(pos)
         scale_c = np.maximum(self.collateral0[pos] + self.collateral_in[pos], 1.0)
         c = self.collateral[pos]
         if (c < -DUST * scale_c * 1e3).any():
             raise ValueError("a fill seized more collateral than the position held")
         self.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
+        self.collateral_out[pos] += c - self.collateral[pos]
         scale_d = np.maximum(self.debt0[pos] + self.debt_in[pos], 1.0)
         d = self.debt[pos]
         if (d < -DUST * scale_d * 1e3).any():
             raise ValueError("a fill repaid or wrote off more debt than the position owed")
         self.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
+        self.written_off[pos] += d - self.debt[pos]
 
     # ------------------------------------------------------------------ invariants
 

@@ -157,6 +157,22 @@ class AuctionMechanism(MechanismBase):
         free_d = np.maximum(book.debt[pos] - due[pos - s.start], 0.0)
         return free_c, free_d
 
+    def _reconcile(self, book: PositionBook) -> None:
+        """Scale claims down to what positions hold (PositionBook.apply snaps dust-level residue to zero)."""
+        if self.n_auctions == 0:
+            return
+        s = book.slices[self.protocol]
+        rel = self.a_pos - s.start
+        lot = np.zeros((s.stop - s.start, self.n_assets))
+        due = np.zeros(s.stop - s.start)
+        np.add.at(lot, rel, self.lot)
+        np.add.at(due, rel, self.due)
+        have_c, have_d = book.collateral[s], book.debt[s]
+        scale_c = np.divide(have_c, lot, out=np.ones_like(lot), where=lot > have_c)
+        scale_d = np.divide(have_d, due, out=np.ones_like(due), where=due > have_d)
+        self.lot *= scale_c[rel]
+        self.due *= scale_d[rel]
+
     def _to_kick(self, book: PositionBook, px: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
         """Positions whose free part can be put up for auction now, most underwater first.
 

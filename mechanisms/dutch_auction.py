@@ -108,6 +108,7 @@ class DutchAuction(AuctionMechanism):
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         """Redo auctions that are done, bark newly liquidatable positions, then offer every live auction."""
         p_debt = float(oracle_px[book.debt_asset[self.protocol]])
+        self._reconcile(book)
         if self.caller >= 0:
             live = (self.tab > 0) & (self.lot > 0).any(axis=1)
             redo = np.flatnonzero(live & self._done(t))
@@ -178,6 +179,7 @@ class DutchAuction(AuctionMechanism):
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """Close auctions whose tab is paid (leftover lot stays with the borrower) or whose lot is gone (write off)."""
+        self._reconcile(book)
         rows = np.arange(self.n_auctions)
         lot_gone, tab_paid = self._exhausted(rows)
         self.due[tab_paid] = 0.0

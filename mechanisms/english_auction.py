@@ -98,6 +98,7 @@ class EnglishAuction(AuctionMechanism):
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> AuctionOffers:
         """Bite the free part of unhealthy positions into lots, then offer every auction still open to bids."""
         now = t * self.dt_seconds
+        self._reconcile(book)
         if self.caller >= 0:
             self._bite(book, oracle_px, t)
         self._lock(book)
@@ -201,6 +202,7 @@ class EnglishAuction(AuctionMechanism):
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """Deal auctions whose bid stood for ttl (or that reached end with a bid); tick those that ended without one."""
         now = t * self.dt_seconds
+        self._reconcile(book)
         deal = (self.guy != NOBODY) & ((self.tic < now) | (self.end < now))
         rows = np.flatnonzero(deal)
         pos = self.a_pos[rows]
