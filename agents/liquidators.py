@@ -168,9 +168,11 @@ class Liquidator(mesa.Agent):
     def free_capital(self) -> float:
         """Capital minus what its standing English-auction bids lock (valued at the debt asset's market price)."""
         m = self.model
+        locked = [(p, units) for p, mech in enumerate(m.mechanisms) if (units := mech.committed(self.index)) > 0]
+        if not locked:
+            return self.capital
         px = m.market_px_ext()
-        locked = sum(mech.committed(self.index) * px[m.book.debt_asset[p]] for p, mech in enumerate(m.mechanisms))
-        return self.capital - locked
+        return self.capital - sum(units * px[m.book.debt_asset[p]] for p, units in locked)
 
     def spend_gas(self, usd: float) -> None:
         """Gas of transactions that move no collateral (English bids, won or not)."""

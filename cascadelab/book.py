@@ -185,8 +185,8 @@ class PositionBook:
 
     def _snap(self, pos: IntArray) -> None:
         """Zero floating-point residue; what is snapped away is booked as collateral out / debt written
-        off, so the ledger stays exact however often residue is snapped."""
-        pos = np.unique(pos)
+        off, so the ledger stays exact however often residue is snapped (a position listed twice in
+        ``pos`` gets the same value twice, and fancy-index ``+=`` books it once)."""
         scale_c = np.maximum(self.collateral0[pos] + self.collateral_in[pos], 1.0)
         c = self.collateral[pos]
         if (c < -DUST * scale_c * 1e3).any():

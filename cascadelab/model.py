@@ -242,7 +242,9 @@ class CascadeModel(mesa.Model):
             debt_cost = self._debt_cost_usd(p, fills.paid[keeper_rows])
             gas_usd = self.gas.cost_usd(self.spec.liquidators.gas_units)
             takers = fills.taker[keeper_rows]
-            incentive_usd = fills.incentive[keeper_rows] * self.market_px_ext()[self.book.debt_asset[p]]
+            incentive_usd = fills.incentive[keeper_rows]
+            if incentive_usd.any():
+                incentive_usd = incentive_usd * self.market_px_ext()[self.book.debt_asset[p]]
             for k in np.unique(takers):
                 rows = keeper_rows[takers == k]
                 sel = takers == k
