@@ -32,8 +32,14 @@ def parse_config(value: Any, path: str) -> Any:
 
 
 def make(config: Any, protocol: int, n_assets: int, dt_seconds: float = 60.0) -> MechanismBase:
-    """Instantiate the mechanism for ``config`` serving protocol index ``protocol`` (steps of ``dt_seconds``)."""
-    return REGISTRY[type(config).kind_id](config, protocol, n_assets, dt_seconds=dt_seconds)
+    """Instantiate the mechanism for ``config`` serving protocol index ``protocol`` (steps of ``dt_seconds``).
+
+    ``dt_seconds`` is set after construction, so subclasses that override ``__init__`` with the
+    original ``(config, protocol, n_assets)`` signature keep working.
+    """
+    mech = REGISTRY[type(config).kind_id](config, protocol, n_assets)
+    mech.dt_seconds = float(dt_seconds)
+    return mech
 
 
 def describe() -> list[dict[str, Any]]:
