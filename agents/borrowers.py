@@ -54,7 +54,7 @@ class BorrowerCohort(mesa.Agent):
         book, t = m.book, m.t
         pos = self.positions
         hf = book.health_of(pos, m.oracle_px)
-        below = (hf < b.trigger_health) & (book.debt[pos] > 0)
+        below = (hf < b.trigger_health) & (book.debt[pos] > 0) & ~book.locked[pos]  # not while in an auction
         self.below_since[~below] = -1
         self.below_since[below & (self.below_since < 0)] = t
         ready = below & (t - self.below_since >= b.latency_steps)

@@ -15,7 +15,11 @@ over all open offers of a protocol:
 
 Strategies (``STRATEGIES``): ``default`` takes an offer as soon as expected profit
 >= min_profit_usd (DESIGN.md section 6); ``margin`` waits until the profit is also at
-least ``margin`` times the payment.  Seized collateral is sold at once on the venue.
+least ``margin`` times the payment (on a Dutch auction: until the price has fallen that
+much further); ``lowball`` is ``default`` on linear offers and opens English auctions
+nobody has bid on at 0 DAI (agents/auction_bidders.py).  Seized collateral is sold at once
+on the venue.  Capital locked in standing English-auction bids is not available for
+anything else until the bid is outbid or dealt (``free_capital``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def required_profit_with_margin(cfg: LiquidatorsConfig, cost_usd: FloatArray) ->
 STRATEGIES = {
     "default": required_profit,
     "margin": required_profit_with_margin,
+    "lowball": required_profit,  # English auctions: opens at 0 DAI (agents/auction_bidders.OPENS_AT_ZERO)
 }
 
 
@@ -91,6 +96,7 @@ class KeeperBooks:
     spent: float = 0.0
     proceeds: float = 0.0
     gas: float = 0.0
+    incentives: float = 0.0  # paid by protocols for upkeep calls (Maker bark/redo)
     fills: int = 0
     receipts: list[Receipt] = field(default_factory=list)
 
@@ -143,7 +149,8 @@ class Liquidator(mesa.Agent):
         """
         cfg = self.config
         m = self.model
-        if offers.size == 0 or m.gas.gwei > cfg.max_gas_gwei or self.capital <= 0:
+        capital = self.free_capital()
+        if offers.size == 0 or not self.can_transact() or capital <= 0:
             return Bids.empty(), NO_OFFERS
         slots = max(cfg.max_fills_per_step - self.fills_this_step, 0)
         if ranked is None:
@@ -173,7 +180,7 @@ class Liquidator(mesa.Agent):
         marginal[1:] -= total[:-1]
         cost = cost[order]
         take = ((marginal - cost - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost))
-                & (np.cumsum(cost) <= self.capital))
+                & (np.cumsum(cost) <= capital))
         n_take = take.size if take.all() else int(np.argmin(take))  # up to the first failure
         if n_take == 0:
             return Bids.empty(), ranked
@@ -187,14 +194,33 @@ class Liquidator(mesa.Agent):
     def new_step(self) -> None:
         self.fills_this_step = 0
 
+    def can_transact(self) -> bool:
+        """Whether this keeper can get a transaction included at the current gas price."""
+        return self.model.gas.gwei <= self.config.max_gas_gwei
+
+    def free_capital(self) -> float:
+        """Capital minus what its standing English-auction bids lock (valued at the debt asset's market price)."""
+        m = self.model
+        locked = [(p, units) for p, mech in enumerate(m.mechanisms) if (units := mech.committed(self.index)) > 0]
+        if not locked:
+            return self.capital
+        px = m.market_px_ext()
+        return self.capital - sum(units * px[m.book.debt_asset[p]] for p, units in locked)
+
+    def spend_gas(self, usd: float) -> None:
+        """Gas of transactions that move no collateral (English bids, won or not)."""
+        self.capital -= usd
+        self.books.gas += usd
+
     # ----------------------------------------------------------------- step 7: settle
 
     def receive(self, protocol: int, fill_ids: IntArray, received: FloatArray, cost_usd: float,
-                gas_usd: float) -> None:
+                gas_usd: float, incentive_usd: float = 0.0) -> None:
         """Book collateral received from settled fills; capital is locked until it is sold."""
         self.books.receipts.append(Receipt(protocol, fill_ids, received))
         self.inventory += received.sum(axis=0)
-        self.capital -= cost_usd + gas_usd
+        self.capital -= cost_usd + gas_usd - incentive_usd
+        self.books.incentives += incentive_usd
         self.books.spent += cost_usd
         self.books.gas += gas_usd
         self.books.fills += len(fill_ids)

@@ -48,6 +48,8 @@ class PositionBook:
         lt: liquidation threshold of each (protocol, asset), shape (P, A).
         debt_asset: debt asset of each protocol as a price column: ``A`` means USD (price 1).
         slices: rows of each protocol.
+        locked: positions an auction mechanism has claimed (Maker Dog.bark / Cat.bite); set by
+            the mechanisms, read by borrower cohorts, which do not act on them.
     """
 
     assets: list[str]
@@ -71,6 +73,7 @@ class PositionBook:
     version: int = field(default=0, init=False)
     """Incremented by every :meth:`apply`: equal versions mean identical positions (for memos)."""
     _settled: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    locked: npt.NDArray[np.bool_] = field(init=False)  # in a running auction: borrowers leave it alone
 
     def __post_init__(self) -> None:
         n, a = self.collateral.shape
@@ -81,6 +84,7 @@ class PositionBook:
         self.debt_in = np.zeros(n)
         self.collateral_in = np.zeros((n, a))
         self.collateral_out = np.zeros((n, a))
+        self.locked = np.zeros(n, dtype=bool)
 
     @classmethod
     def of(cls, collateral: FloatArray, debt: FloatArray, lt: FloatArray, *, assets: list[str] | None = None,
@@ -214,16 +218,21 @@ class PositionBook:
         self._snap(pos)
 
     def _snap(self, pos: IntArray) -> None:
+        """Zero floating-point residue; what is snapped away is booked as collateral out / debt written
+        off, so the ledger stays exact however often residue is snapped (a position listed twice in
+        ``pos`` gets the same value twice, and fancy-index ``+=`` books it once)."""
         scale_c = np.maximum(self.collateral0[pos] + self.collateral_in[pos], 1.0)
         c = self.collateral[pos]
         if (c < -DUST * scale_c * 1e3).any():
             raise ValueError("a fill seized more collateral than the position held")
         self.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
+        self.collateral_out[pos] += c - self.collateral[pos]
         scale_d = np.maximum(self.debt0[pos] + self.debt_in[pos], 1.0)
         d = self.debt[pos]
         if (d < -DUST * scale_d * 1e3).any():
             raise ValueError("a fill repaid or wrote off more debt than the position owed")
         self.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
+        self.written_off[pos] += d - self.debt[pos]
 
     # ------------------------------------------------------------------ invariants
 

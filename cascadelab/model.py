@@ -17,6 +17,7 @@ from mesa.agent import AgentSet
 from scipy.optimize import brentq
 
 from agents.arbitrageurs import Arbitrageur
+from agents.auction_bidders import english_bids
 from agents.backstop import Backstop
 from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
@@ -26,6 +27,7 @@ from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
 from cascadelab.record import Recorder
 from cascadelab.rng import Streams, streams
 from cascadelab.spec import Spec
+from mechanisms.auctions import NOBODY, AuctionOffers
 from mechanisms.base import BORROWER, POOL, Bids, Fills
 from mechanisms.registry import make as make_mechanism
 
@@ -103,7 +105,8 @@ class CascadeModel(mesa.Model):
         self.book: PositionBook
         self.book, cohorts = build_book(spec, self.streams.book)
         self.mechanisms = [
-            make_mechanism(spec.protocols[p].mechanism, i, self.n_assets) for i, p in enumerate(self.protocol_names)
+            make_mechanism(spec.protocols[p].mechanism, i, self.n_assets, spec.run.dt_seconds)
+            for i, p in enumerate(self.protocol_names)
         ]
         self.recorder = Recorder(self)
 
@@ -212,10 +215,14 @@ class CascadeModel(mesa.Model):
         self.planned[:] = 0.0
         for k in keepers:
             k.new_step()
+        caller = next((k.index for k in keepers if k.can_transact()), NOBODY)  # who can call bark/redo/bite
         any_fill = False
         for p, mech in enumerate(self.mechanisms):
+            mech.caller = caller
             offers = mech.offers(self.book, self.oracle_px[p], t)
-            if offers.size == 0:
+            if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
+                bids = english_bids(keepers, p, offers, t)
+            elif offers.size == 0:
                 bids = Bids.empty()
             else:
                 remaining = offers.max_pay.copy()
@@ -249,11 +256,14 @@ class CascadeModel(mesa.Model):
             debt_cost = self._debt_cost_usd(p, fills.paid[keeper_rows])
             gas_usd = self.gas.cost_usd(self.spec.liquidators.gas_units)
             takers = fills.taker[keeper_rows]
+            incentive_usd = fills.incentive[keeper_rows]
+            if incentive_usd.any():
+                incentive_usd = incentive_usd * self.market_px_ext()[self.book.debt_asset[p]]
             for k in np.unique(takers):
                 rows = keeper_rows[takers == k]
                 sel = takers == k
                 self.keepers[k].receive(p, ids[rows], fills.received[rows], float(debt_cost[sel].sum()),
-                                        gas_usd * rows.size)
+                                        gas_usd * rows.size, float(incentive_usd[sel].sum()))
         return True
 
     # ------------------------------------------------------------------ market access for agents

@@ -14,8 +14,9 @@ the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
 - ``borrower_loss_usd``: liquidated_usd - liquidated_debt_usd (what borrowers lost beyond their debt),
   less what a protocol credits back to the borrower when it takes the collateral itself (Comet's absorb
   credits V * liquidationFactor - debt: ``paid - repaid`` on liquidation fills whose taker is PROTOCOL).
-- ``liquidator_pnl_usd``: keepers' sale proceeds - cost of the debt they repaid - gas,
-  plus unsold inventory at the horizon's market price.
+- ``liquidator_pnl_usd``: keepers' sale proceeds - cost of the debt they repaid - gas
+  + incentives protocols paid them (Maker tip/chip), plus unsold inventory at the horizon's
+  market price.
 - ``induced_liquidated_usd`` / ``induced_share``: liquidations of positions that would still
   have been healthy at the fundamental price (the cascade's own part), and their share of
   liquidated_usd.  "At the fundamental price" means as the protocol's own oracle would report
@@ -66,8 +67,9 @@ METRICS = (
 )
 """Run metric names (the contract of DESIGN.md section 8; extended, never renamed)."""
 
-KINDS = ("liquidation", "write_off", "borrower", "redistribution", "sale")
-"""Fill kinds in the fill log ("sale": a keeper buys collateral the protocol holds, e.g. Comet's storefront)."""
+KINDS = ("liquidation", "write_off", "borrower", "redistribution", "sale", "incentive")
+"""Fill kinds in the fill log ("sale": a keeper buys collateral the protocol holds, e.g. Comet's storefront;
+"incentive": a protocol paid a keeper for an upkeep call, nothing moved)."""
 
 
 def fill_kind(fills: Fills) -> IntArray:
@@ -75,6 +77,7 @@ def fill_kind(fills: Fills) -> IntArray:
     kind = np.zeros(fills.size, dtype=np.int64)
     moved = (np.abs(fills.seized).sum(axis=1) > 0) | (fills.repaid != 0)
     kind[~moved & (fills.written_off > 0)] = 1
+    kind[~moved & (fills.written_off <= 0) & (fills.incentive > 0)] = 5
     kind[(fills.repaid < 0) | (fills.seized < 0).any(axis=1)] = 3
     kind[fills.taker == BORROWER] = 2  # after redistribution: top-ups add collateral but are borrower actions
     kind[(fills.to_protocol < 0).any(axis=1)] = 4  # custody sale: collateral from the protocol, not a position
@@ -212,6 +215,8 @@ class Recorder:
             "repaid_usd": fills.repaid * debt_px,
             "paid_usd": fills.paid * debt_px,
             "written_off_usd": fills.written_off * debt_px,
+            "incentive": fills.incentive,
+            "incentive_usd": fills.incentive * debt_px,
             "debt_before": book.debt[pos].copy(),
             "collateral_usd_before": book.collateral[pos] @ mkt[: m.n_assets],
             "hf_oracle": book.health_of(pos, m.oracle_px),
@@ -273,7 +278,7 @@ class Recorder:
             cols = ["fill_id", "step", "protocol", "position", "cohort", "taker", "kind", "asset"]
             df = pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
             for c in ("repaid", "paid", "written_off", "seized_usd", "repaid_usd", "paid_usd", "written_off_usd",
-                      "debt_before", "collateral_usd_before", "hf_oracle", "hf_fundamental", "hf_market"):
+                      "incentive", "incentive_usd", "debt_before", "collateral_usd_before", "hf_oracle", "hf_fundamental", "hf_market"):
                 df[c] = pd.Series(dtype="float64")
             for name in m.asset_names:
                 df[f"seized_{name}"] = pd.Series(dtype="float64")
@@ -421,7 +426,8 @@ def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
     metrics["max_price_impact"] = float(np.max(impact, initial=0.0))
     pnl = 0.0
     for k in m.keepers:
-        pnl += k.books.proceeds - k.books.spent - k.books.gas + float(k.inventory @ market[-1])
+        pnl += (k.books.proceeds - k.books.spent - k.books.gas + k.books.incentives
+                + float(k.inventory @ market[-1]))
     metrics["liquidator_pnl_usd"] = pnl
     liq = fills[fills["kind"] == "liquidation"]
     per_asset = {}

@@ -102,7 +102,9 @@ class Fills:
     ``to_protocol`` is kept by the protocol and the rest goes to ``taker``; the taker
     pays ``paid`` debt-asset units, of which ``repaid`` reduces the position's debt (the
     excess is a penalty kept by the protocol); ``written_off`` debt is cancelled as bad
-    debt.  Amounts are in the position's own units.
+    debt.  Amounts are in the position's own units.  ``incentive`` is paid by the protocol to
+    the taker in debt-asset units on top of all that (Maker Liq 2.0 keeper rewards ``tip +
+    chip * tab`` for bark/redo); it moves nothing in the position and defaults to zeros.
     """
 
     position: IntArray
@@ -112,6 +114,11 @@ class Fills:
     seized: FloatArray  # (k, A)
     to_protocol: FloatArray  # (k, A)
     written_off: FloatArray
+    incentive: FloatArray | None = None  # None: zeros
+
+    def __post_init__(self) -> None:
+        if self.incentive is None:
+            object.__setattr__(self, "incentive", np.zeros(self.position.shape[0]))
 
     @property
     def size(self) -> int:
@@ -126,13 +133,13 @@ class Fills:
     def empty(cls, n_assets: int) -> Fills:
         z = np.zeros(0)
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
-                   np.zeros((0, n_assets)), np.zeros((0, n_assets)), z)
+                   np.zeros((0, n_assets)), np.zeros((0, n_assets)), z, z)
 
     @classmethod
     def make(cls, position: IntArray, taker: IntArray | int, n_assets: int, *,
              repaid: FloatArray | float = 0.0, paid: FloatArray | None = None,
              seized: FloatArray | None = None, to_protocol: FloatArray | None = None,
-             written_off: FloatArray | float = 0.0) -> Fills:
+             written_off: FloatArray | float = 0.0, incentive: FloatArray | float = 0.0) -> Fills:
         """Build fills with zero defaults for the parts a mechanism does not use."""
         position = np.asarray(position, dtype=np.int64)
         k = position.shape[0]
@@ -145,6 +152,7 @@ class Fills:
             seized=np.zeros((k, n_assets)) if seized is None else np.asarray(seized, dtype=np.float64),
             to_protocol=np.zeros((k, n_assets)) if to_protocol is None else np.asarray(to_protocol, dtype=np.float64),
             written_off=np.broadcast_to(np.asarray(written_off, dtype=np.float64), (k,)).copy(),
+            incentive=np.broadcast_to(np.asarray(incentive, dtype=np.float64), (k,)).copy(),
         )
 
     @classmethod
@@ -176,17 +184,23 @@ class MechanismBase:
 
     Subclasses set ``name`` (registry id), ``Config`` (a frozen dataclass of parameters
     with production defaults), ``source`` (where the formulas come from) and implement
-    ``offers``/``settle``.
+    ``offers``/``settle``.  ``dt_seconds`` is the length of a step, for parameters given in
+    seconds.  ``caller`` is the keeper that calls permissionless upkeep this round (Maker's
+    bark/redo/bite): the model sets it to the first keeper in the step's order that can get
+    included at the current gas price, or -1 when none can; mechanisms that pay upkeep
+    incentives pay them to it.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     source: ClassVar[str] = ""
 
-    def __init__(self, config: Any, protocol: int, n_assets: int) -> None:
+    def __init__(self, config: Any, protocol: int, n_assets: int, *, dt_seconds: float = 60.0) -> None:
         self.config = config
         self.protocol = protocol
         self.n_assets = n_assets
+        self.dt_seconds = float(dt_seconds)
+        self.caller = 0
         self.liquidatable = np.zeros(0, dtype=np.int64)
         self.since = np.zeros(0, dtype=np.int64)
         self._first_seen = np.zeros(0, dtype=np.int64)  # step a position became liquidatable, -1 if healthy
@@ -210,6 +224,10 @@ class MechanismBase:
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """No end-of-step work by default."""
         return Fills.empty(self.n_assets)
+
+    def committed(self, keeper: int) -> float:
+        """Debt-asset units ``keeper`` has locked in standing bids (English auctions); 0 elsewhere."""
+        return 0.0
 
     # helpers -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from mechanisms.auctions import AuctionBids, AuctionOffers
 from mechanisms.base import BORROWER, REDISTRIBUTION, Bids, Fills, Offers
 
 if TYPE_CHECKING:
@@ -31,15 +32,31 @@ Bidder = Callable[[Offers, int], Bids]
 
 
 def take_everything(offers: Offers, t: int) -> Bids:
-    """A bidder that takes every offer in full (keeper 0)."""
+    """A bidder that takes every offer in full (keeper 0); on English auctions it bids like ``raise_bids``."""
+    if isinstance(offers, AuctionOffers):
+        return raise_bids(offers, t)
     return Bids(offer=np.arange(offers.size, dtype=np.int64), taker=np.zeros(offers.size, dtype=np.int64),
                 pay=offers.max_pay.copy())
+
+
+def raise_bids(offers: AuctionOffers, t: int) -> AuctionBids:
+    """English-auction bidder for the suite: two keepers take turns raising through tend into dent.
+
+    For the first 8 steps after a kick, keeper t % 2 bids max(0.9 tab, beg * bid) capped at tab
+    (tend) or asks for lot / beg (dent); then bidding stops so auctions are dealt.
+    """
+    rows = np.flatnonzero(t - offers.since < 8)
+    dent = offers.dent[rows]
+    pay = np.where(dent, offers.tab[rows], np.minimum(offers.tab[rows],
+                                                      np.maximum(0.9 * offers.tab[rows], offers.beg * offers.bid[rows])))
+    lot = np.where(dent[:, None], offers.lot[rows] / offers.beg, offers.lot[rows])
+    return AuctionBids(offer=rows, taker=np.full(rows.size, t % 2, dtype=np.int64), pay=pay, lot=lot)
 
 
 def check_fills(book: PositionBook, fills: Fills) -> list[str]:
     """Violations of the per-fill contract, judged against the book *before* the fills apply."""
     bad: list[str] = []
-    arrays = [fills.repaid, fills.paid, fills.seized, fills.to_protocol, fills.written_off]
+    arrays = [fills.repaid, fills.paid, fills.seized, fills.to_protocol, fills.written_off, fills.incentive]
     if any(not np.isfinite(a).all() for a in arrays):
         bad.append("NaN or inf in fills")
         return bad
@@ -61,6 +78,8 @@ def check_fills(book: PositionBook, fills: Fills) -> list[str]:
         bad.append("negative to_protocol outside a custody sale (seized 0, nothing repaid, a keeper taker)")
     if (fills.to_protocol > np.maximum(fills.seized, 0) + TOL).any():
         bad.append("protocol share above seized")
+    if (fills.incentive < -TOL).any() or (fills.incentive[fills.taker < 0] > 0).any():
+        bad.append("a negative incentive, or an incentive paid to no keeper")
     n, a = book.n, book.n_assets
     seized = np.zeros((n, a))
     np.add.at(seized, pos, fills.seized)
@@ -84,11 +103,13 @@ def check_fills(book: PositionBook, fills: Fills) -> list[str]:
 
 
 def exercise(make: Callable[[], MechanismBase], book: PositionBook, oracle_prices: Sequence[FloatArray],
-             bidder: Bidder = take_everything) -> list[str]:
+             bidder: Bidder = take_everything, hold_steps: int = 0) -> list[str]:
     """Drive a fresh mechanism over ``oracle_prices`` (one (A+1,) row per step) and collect violations.
 
-    The episode is run twice on copies of the book; the fills must be identical (determinism).
+    ``hold_steps`` more steps repeat the last price (so auctions can run to their end).  The
+    episode is run twice on copies of the book; the fills must be identical (determinism).
     """
+    oracle_prices = list(oracle_prices) + [oracle_prices[-1]] * hold_steps
     episodes = []
     bad: list[str] = []
     for _ in range(2):

@@ -7,6 +7,8 @@ from typing import Any
 from cascadelab.schema import SpecError, field_docs, from_dict
 from mechanisms.backstop_pool import BackstopPool
 from mechanisms.base import MechanismBase
+from mechanisms.dutch_auction import DutchAuction
+from mechanisms.english_auction import EnglishAuction
 from mechanisms.fixed_bonus import FixedBonus
 from mechanisms.partial import Partial
 from mechanisms.presets import expand_preset
@@ -17,6 +19,8 @@ REGISTRY: dict[str, type[MechanismBase]] = {
         BackstopPool,
         FixedBonus,
         Partial,
+        DutchAuction,
+        EnglishAuction,
     )
 }
 
@@ -33,9 +37,15 @@ def parse_config(value: Any, path: str) -> Any:
     return from_dict(config_cls, expand_preset(config_cls, params, path), path)
 
 
-def make(config: Any, protocol: int, n_assets: int) -> MechanismBase:
-    """Instantiate the mechanism for ``config`` serving protocol index ``protocol``."""
-    return REGISTRY[type(config).kind_id](config, protocol, n_assets)
+def make(config: Any, protocol: int, n_assets: int, dt_seconds: float = 60.0) -> MechanismBase:
+    """Instantiate the mechanism for ``config`` serving protocol index ``protocol`` (steps of ``dt_seconds``).
+
+    ``dt_seconds`` is set after construction, so subclasses that override ``__init__`` with the
+    original ``(config, protocol, n_assets)`` signature keep working.
+    """
+    mech = REGISTRY[type(config).kind_id](config, protocol, n_assets)
+    mech.dt_seconds = float(dt_seconds)
+    return mech
 
 
 def describe() -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mechanisms.base import PROTOCOL, Bids, Fills, Offers
+from mechanisms.base import PROTOCOL, Bids, Fills, FloatArray, IntArray, Offers
 
 if TYPE_CHECKING:
     from cascadelab.book import PositionBook
@@ -22,8 +22,28 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids) -> Fills:
     (e.g. ``fixed_bonus.with_protocol_share``), since ``receive_per_pay`` is the taker's part.
     """
     n_assets = book.n_assets
-    if bids.size == 0 or offers.size == 0:
+    off, taker, eff = allocate_in_order(offers, bids)
+    if off.size == 0:
         return Fills.empty(n_assets)
+    pos = offers.position[off]
+    seized = eff[:, None] * offers.receive_per_pay[off]
+    seized = np.minimum(seized, book.collateral[pos])  # guard against rounding past the balance
+    return Fills.make(
+        pos, taker, n_assets,
+        repaid=np.minimum(eff * offers.repay_per_pay[off], book.debt[pos]),
+        paid=eff,
+        seized=seized,
+    )
+
+
+def allocate_in_order(offers: Offers, bids: Bids) -> tuple[IntArray, IntArray, FloatArray]:
+    """The accepted part of each bid, in bid order: (offer, taker, pay) of the bids that pay > 0.
+
+    Bid j on offer o pays min(pay_j, max_pay_o - sum of earlier accepted pay on o), or
+    nothing if that is below the offer's ``min_pay``.
+    """
+    if bids.size == 0 or offers.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     order = np.argsort(bids.offer, kind="stable")
     off, pay, taker = bids.offer[order], np.maximum(bids.pay[order], 0.0), bids.taker[order]
     csum = np.cumsum(pay)
@@ -38,16 +58,7 @@ def fill_in_order(book: PositionBook, offers: Offers, bids: Bids) -> Fills:
     restore[order] = np.arange(order.size)
     eff, off, taker = eff[restore], off[restore], taker[restore]
     ok = eff > 0
-    eff, off, taker = eff[ok], off[ok], taker[ok]
-    pos = offers.position[off]
-    seized = eff[:, None] * offers.receive_per_pay[off]
-    seized = np.minimum(seized, book.collateral[pos])  # guard against rounding past the balance
-    return Fills.make(
-        pos, taker, n_assets,
-        repaid=np.minimum(eff * offers.repay_per_pay[off], book.debt[pos]),
-        paid=eff,
-        seized=seized,
-    )
+    return off[ok], taker[ok], eff[ok]
 
 
 def write_off_empty(book: PositionBook, protocol: int) -> Fills:

@@ -47,7 +47,7 @@ def test_conformance(table: dict[str, str], case: tuple[PositionBook, list[np.nd
     """Conservation, debt never rises, seized <= collateral, no NaN/inf, determinism."""
     book, path = case
     config = parse_config(table, "mechanism")
-    violations = exercise(lambda: make(config, 0, book.n_assets), book, path)
+    violations = exercise(lambda: make(config, 0, book.n_assets), book, path, hold_steps=30)
     assert violations == []
 
 

@@ -409,7 +409,8 @@ def auction_prices(params: tuple[tuple[str, Any], ...], dt_seconds: float, steps
     """Offered price (debt units per collateral unit) at every step of a run in which nobody bids.
 
     One vault (10 ETH, 10,000 DAI, mat 150%) becomes unsafe when ETH gaps from 2000 to
-    1400 at step 1 (instant oracle = OSM price 1400, venue none, no keepers).  The
+    1400 at step 1 (instant oracle = OSM price 1400, venue none).  One keeper calls bark and
+    redo (an auction needs a caller) but never takes, so nothing is filled.  The
     mechanism's own ``offers`` are recorded: price = 1 / receive_per_pay.  NaN where no
     offer is open.
     """
@@ -418,7 +419,7 @@ def auction_prices(params: tuple[tuple[str, Any], ...], dt_seconds: float, steps
     mech = {k: dict(v) if isinstance(v, tuple) else v for k, v in params}
     raw = one_position_spec(1400.0, debt=10_000.0, lt=1 / 1.5, steps=steps, mechanism=mech)
     raw["run"]["dt_seconds"] = dt_seconds
-    raw["liquidators"]["count"] = 0
+    raw["liquidators"].update(count=1, min_profit_usd=1e18)  # kicks and redoes, never takes
     model = CascadeModel(load_spec(raw), run_seed(1))
     mechanism = model.mechanisms[0]
     prices = np.full(steps + 1, np.nan)
