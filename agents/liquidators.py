@@ -31,7 +31,7 @@ import mesa
 import numpy as np
 import numpy.typing as npt
 
-from cascadelab.spec import LiquidatorsConfig
+from cascadelab.spec import KeeperConfig
 from mechanisms.base import Bids, Offers
 
 if TYPE_CHECKING:
@@ -47,12 +47,12 @@ NO_OFFERS = np.zeros(0, dtype=np.int64)
 NO_OFFERS.flags.writeable = False
 
 
-def required_profit(cfg: LiquidatorsConfig, cost_usd: FloatArray) -> FloatArray:
+def required_profit(cfg: KeeperConfig, cost_usd: FloatArray) -> FloatArray:
     """The ``default`` strategy: profit >= min_profit_usd."""
     return np.full_like(cost_usd, cfg.min_profit_usd)
 
 
-def required_profit_with_margin(cfg: LiquidatorsConfig, cost_usd: FloatArray) -> FloatArray:
+def required_profit_with_margin(cfg: KeeperConfig, cost_usd: FloatArray) -> FloatArray:
     """The ``margin`` strategy: profit >= max(min_profit_usd, margin * cost)."""
     return np.maximum(cfg.min_profit_usd, cfg.margin * cost_usd)
 
@@ -104,7 +104,7 @@ class KeeperBooks:
 class Liquidator(mesa.Agent):
     """A keeper with capital, gas limits, latency and a profit rule."""
 
-    def __init__(self, model: CascadeModel, index: int, config: LiquidatorsConfig) -> None:
+    def __init__(self, model: CascadeModel, index: int, config: KeeperConfig) -> None:
         super().__init__(model)
         self.index = index
         self.config = config

@@ -115,7 +115,7 @@ def snapshot(model: CascadeModel) -> BookSnapshot:
         close_factor=np.array([t[1] for t in terms]),
         oracle_lag=np.array([spec.protocols[p].oracle.lag_steps for p in model.protocol_names], dtype=np.int64),
         gas_usd=float(model.gas.cost_usd(spec.liquidators.gas_units)),
-        keeper_capital_usd=float(spec.liquidators.count * spec.liquidators.capital_usd),
+        keeper_capital_usd=float(sum(g.count * g.capital_usd for _, g in spec.liquidators.all_groups())),
     )
 
 

@@ -115,7 +115,10 @@ class CascadeModel(mesa.Model):
             BorrowerCohort(self, pop, idx, spec.populations[pop].behaviour)
             for pop, idx in zip(cohorts.population, cohorts.positions, strict=True)
         ]
-        self.keepers = [Liquidator(self, i, spec.liquidators) for i in range(spec.liquidators.count)]
+        self.keepers = [
+            Liquidator(self, i, cfg)
+            for i, cfg in enumerate(cfg for _, cfg in spec.liquidators.all_groups() for _ in range(cfg.count))
+        ]
         self.arbitrageurs = [
             Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
         ]
@@ -193,6 +196,10 @@ class CascadeModel(mesa.Model):
             mech.start(np.flatnonzero(hf[s] < 1.0) + s.start, t)
         # 6-7. offers, keepers bid (ordered by latency, ties broken by the seeded rng), settle, apply
         order = self._keeper_order()
+        # sales planned this step (all rounds: they are sold in step 8) and per-step transaction limits
+        self.planned[:] = 0.0
+        for k in order:
+            k.new_step()
         for _ in range(self.spec.liquidators.rounds_per_step):
             if not self._liquidation_round(order, t):
                 break
@@ -212,9 +219,6 @@ class CascadeModel(mesa.Model):
 
     def _liquidation_round(self, keepers: list[Liquidator], t: int) -> bool:
         """One offer/bid/settle round across protocols; True if anything was filled."""
-        self.planned[:] = 0.0
-        for k in keepers:
-            k.new_step()
         caller = next((k.index for k in keepers if k.can_transact()), NOBODY)  # who can call bark/redo/bite
         any_fill = False
         for p, mech in enumerate(self.mechanisms):
@@ -254,7 +258,6 @@ class CascadeModel(mesa.Model):
         keeper_rows = np.flatnonzero(fills.taker >= 0)
         if keeper_rows.size:
             debt_cost = self._debt_cost_usd(p, fills.paid[keeper_rows])
-            gas_usd = self.gas.cost_usd(self.spec.liquidators.gas_units)
             takers = fills.taker[keeper_rows]
             incentive_usd = fills.incentive[keeper_rows]
             if incentive_usd.any():
@@ -262,8 +265,10 @@ class CascadeModel(mesa.Model):
             for k in np.unique(takers):
                 rows = keeper_rows[takers == k]
                 sel = takers == k
-                self.keepers[k].receive(p, ids[rows], fills.received[rows], float(debt_cost[sel].sum()),
-                                        gas_usd * rows.size, float(incentive_usd[sel].sum()))
+                keeper = self.keepers[k]
+                gas_usd = self.gas.cost_usd(keeper.config.gas_units) * rows.size
+                keeper.receive(p, ids[rows], fills.received[rows], float(debt_cost[sel].sum()), gas_usd,
+                               float(incentive_usd[sel].sum()))
         return True
 
     # ------------------------------------------------------------------ market access for agents

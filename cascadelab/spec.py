@@ -246,8 +246,8 @@ class PopulationConfig:
 
 
 @dataclass(frozen=True)
-class LiquidatorsConfig:
-    """The keeper population (DESIGN.md step 6)."""
+class KeeperConfig:
+    """One homogeneous group of keepers (DESIGN.md step 6)."""
 
     count: int = param(10, lo=0)
     capital_usd: float = param(2_000_000.0, lo=0.0, doc="capital per keeper; locked until seized collateral is sold")
@@ -256,9 +256,40 @@ class LiquidatorsConfig:
     latency_steps: int = param(0, lo=0, doc="steps an offer must be open before this keeper sees it")
     max_gas_gwei: float = param(math.inf, lo=0.0, lo_open=True, doc="keeper cannot get included above this gas price")
     max_fills_per_step: int = param(50, lo=1, doc="transactions per keeper per step (block capacity)")
-    rounds_per_step: int = param(1, lo=1, hi=100, doc="offer/bid/settle rounds per step")
     strategy: str = param("default", doc="bidding strategy id (agents.liquidators.STRATEGIES)")
     margin: float = param(0.0, lo=0.0, hi=1.0, doc="strategic keepers: required profit as a fraction of the payment")
+
+
+@dataclass(frozen=True)
+class LiquidatorsConfig(KeeperConfig):
+    """The keepers: the main group given by the top-level keys, plus optional named ``groups``.
+
+    A group (``[liquidators.groups.NAME]``) takes every key it does not set from the top level,
+    so ``groups.congested = { count = 20, max_gas_gwei = 100 }`` adds twenty keepers like the
+    main ones that cannot transact above 100 gwei.
+    """
+
+    rounds_per_step: int = param(1, lo=1, hi=100, doc="offer/bid/settle rounds per step")
+    groups: dict[str, KeeperConfig] = param(default_factory=dict, doc="further keeper groups by name")
+
+    def all_groups(self) -> list[tuple[str, KeeperConfig]]:
+        """(name, config) of every group, the main one (named 'main') first."""
+        return [("main", self), *self.groups.items()]
+
+    @property
+    def total_count(self) -> int:
+        return sum(cfg.count for _, cfg in self.all_groups())
+
+
+def _inherit_keeper_groups(raw: dict[str, Any]) -> None:
+    """Fill each ``liquidators.groups.NAME`` with the top-level keys it does not set (in place)."""
+    liq = raw.get("liquidators")
+    if not isinstance(liq, dict) or not isinstance(liq.get("groups"), dict):
+        return
+    shared = {k: v for k, v in liq.items() if k not in ("groups", "rounds_per_step")}
+    for name, group in liq["groups"].items():
+        if isinstance(group, dict):
+            liq["groups"][name] = {**shared, **group}
 
 
 @dataclass(frozen=True)
@@ -339,12 +370,13 @@ class Spec:
         for name, pop in self.populations.items():
             need_protocol(pop.protocol, f"populations.{name}.protocol")
             self._need_market(pop.protocol, pop.collateral_asset, f"populations.{name}.collateral_asset")
-        if self.liquidators.strategy:
-            from agents.liquidators import STRATEGIES
+        from agents.liquidators import STRATEGIES
 
-            if self.liquidators.strategy not in STRATEGIES:
-                raise SpecError("liquidators.strategy",
-                                f"unknown strategy {self.liquidators.strategy!r}; one of {', '.join(sorted(STRATEGIES))}")
+        for name, group in self.liquidators.all_groups():
+            where = "liquidators" if name == "main" else f"liquidators.groups.{name}"
+            if group.strategy not in STRATEGIES:
+                raise SpecError(f"{where}.strategy",
+                                f"unknown strategy {group.strategy!r}; one of {', '.join(sorted(STRATEGIES))}")
 
     def _need_market(self, protocol: str, asset: str, where: str) -> None:
         if asset not in self.assets:
@@ -460,6 +492,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec | None = None,
     if overrides is not None and not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     raw = apply_overrides(raw, overrides)
+    _inherit_keeper_groups(raw)
     return from_dict(Spec, raw, "")
 
 

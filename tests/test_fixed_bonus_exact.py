@@ -79,3 +79,16 @@ def test_selling_into_a_pool_moves_the_price_by_the_cpmm_formula() -> None:
     liquidity = 1e7 / (2 * 2000**0.5)
     x1 = liquidity / 1700**0.5
     assert r.timeseries.loc[1, "market_ETH"] == pytest.approx(1700 * (x1 / (x1 + q)) ** 2, rel=1e-12)
+
+
+def test_a_keeper_group_above_its_gas_cap_cannot_liquidate() -> None:
+    """Two groups: the main keeper is switched off (count 0); a congested group whose gas cap is
+    below the gas price never gets included, so the insolvent position stays open (bad debt is
+    the horizon shortfall 15,000 - 14,000); with a higher cap it liquidates as before."""
+    raw = single_position_spec([[0, 2000.0], [1, 1400.0], [10, 1400.0]], mechanism=PLAIN)
+    raw["gas"] = {"base_gwei": 200.0}
+    raw["liquidators"].update(count=0, groups={"congested": {"count": 2, "max_gas_gwei": 100.0}})
+    assert cascadelab.run(raw).metrics["liquidation_count"] == 0
+    assert cascadelab.run(raw).metrics["bad_debt_usd"] == pytest.approx(1_000.0, rel=1e-12)
+    raw["liquidators"]["groups"]["congested"]["max_gas_gwei"] = 300.0
+    assert cascadelab.run(raw).metrics["bad_debt_usd"] == pytest.approx(15_000 - 14_000 / 1.05, rel=1e-12)

@@ -80,3 +80,23 @@ def test_cli_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str])
 def test_cli_debug_shows_the_traceback() -> None:
     with pytest.raises(SpecError):
         main(["run", "--debug", "--set", "run.steps=0"])
+
+
+def test_keeper_groups_inherit_the_top_level_keys() -> None:
+    """A group sets only what differs; every other key comes from [liquidators]."""
+    raw = single_position_spec([[0, 2000.0], [10, 1500.0]])
+    raw["liquidators"].update(capital_usd=5e6, groups={"congested": {"count": 3, "max_gas_gwei": 100.0}})
+    liq = load_spec(raw).liquidators
+    congested = liq.groups["congested"]
+    assert congested.count == 3 and congested.max_gas_gwei == 100.0 and congested.capital_usd == 5e6
+    assert liq.total_count == 4
+    assert [name for name, _ in liq.all_groups()] == ["main", "congested"]
+    assert load_spec(spec_to_dict(load_spec(raw))).liquidators == liq
+
+
+def test_keeper_group_errors_name_the_group() -> None:
+    raw = single_position_spec([[0, 2000.0], [10, 1500.0]])
+    raw["liquidators"]["groups"] = {"slow": {"strategy": "telepathy"}}
+    with pytest.raises(SpecError) as err:
+        load_spec(raw)
+    assert err.value.path == "liquidators.groups.slow.strategy"

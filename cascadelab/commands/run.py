@@ -84,7 +84,7 @@ def summary(result: RunResult, source: object) -> str:
     lines = [f"cascadelab run: {Path(str(source)).name}  seed {spec.run.seed}  "
              f"{spec.run.steps} steps x {spec.run.dt_seconds:g} s  "
              f"{sum(p.count for p in spec.populations.values()) + len(spec.positions):,} positions  "
-             f"{len(spec.protocols)} protocol(s)  {spec.liquidators.count} keepers", ""]
+             f"{len(spec.protocols)} protocol(s)  {spec.liquidators.total_count} keepers", ""]
     lines.append("prices (USD)            start        min fundamental   min market   end market")
     for a in spec.asset_names:
         f, m = ts[f"fundamental_{a}"], ts[f"market_{a}"]
