@@ -122,7 +122,8 @@ class PositionBook:
             px = oracle_px[p]
             weighted = self.collateral[s] @ (self.lt[p] * px[: self.n_assets])
             debt_value = self.debt[s] * px[self.debt_asset[p]]
-            np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
+            with np.errstate(over="ignore"):  # dust debt: health overflows to +inf, which is right
+                np.divide(weighted, debt_value, out=hf[s], where=debt_value > 0)
         return hf
 
     def health_of(self, positions: IntArray, oracle_px: FloatArray) -> FloatArray:
@@ -132,7 +133,8 @@ class PositionBook:
         weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
         debt_value = self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]]
         out = np.full(len(positions), np.inf)
-        np.divide(weighted, debt_value, out=out, where=debt_value > 0)
+        with np.errstate(over="ignore"):
+            np.divide(weighted, debt_value, out=out, where=debt_value > 0)
         return out
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:
