@@ -16,6 +16,9 @@ from cascadelab.schema import SpecError
 COMMANDS = (
     "run",
     "mechanisms",
+    "sweep",
+    "analyze",
+    "figures",
 )
 """Subcommands, each a module cascadelab.commands.<name> with ``add_parser(subparsers)`` and ``main(args)``."""
 

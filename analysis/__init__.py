@@ -1,0 +1,1 @@
+"""Analysis of saved results: cascade maps, sensitivity indices, mechanism comparison, figures."""
