@@ -51,7 +51,7 @@ def summary(analysis) -> str:  # noqa: ANN001 - SweepAnalysis, imported lazily
     noise = analysis.tables["noise"].set_index(["mechanism", "output"])
     for (mech, out), g in idx.groupby(["mechanism", "output"], sort=False) if not idx.empty else []:
         sel = g[(g["method"] == main_index[0]) & (g["index"] == main_index[1])].sort_values("value", ascending=False)
-        ranked = ", ".join(f"{r.parameter} {r.value:.3f}" + (f"±{r.conf:.3f}" if math.isfinite(r.conf) else "")
+        ranked = ", ".join(f"{r.parameter} {r.value:.3g}" + (f"±{r.conf:.2g}" if math.isfinite(r.conf) else "")
                            for r in sel.itertuples())
         share = noise.loc[(mech, out), "noise_share"]
         extra = f"  [seed noise {100 * share:.0f}% of run variance]" if math.isfinite(share) else ""

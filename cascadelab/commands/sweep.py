@@ -38,6 +38,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         summary = run_sweep(plan, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
                             progress=not args.no_progress)
+    except KeyboardInterrupt:
+        import sys
+
+        print(f"sweep: stopped; finished runs are saved in {args.out}/; rerun with --resume to finish",
+              file=sys.stderr)
+        raise
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
