@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -92,7 +94,8 @@ class Processes(Backend):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_exit_with_parent, initargs=(os.getpid(),))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
@@ -103,6 +106,18 @@ class Processes(Backend):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit when the driver is gone (killed with SIGKILL, say) instead of lingering."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 class Dask(Backend):
