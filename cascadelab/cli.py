@@ -19,6 +19,9 @@ COMMANDS = (
     "cascade",
     "validate",
     "bench",
+    "sweep",
+    "analyze",
+    "figures",
 )
 """Subcommands, each a module cascadelab.commands.<name> with ``add_parser(subparsers)`` and ``main(args)``."""
 
