@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from analysis import style  # selects the Agg backend before any figure exists
 from analysis.comparison import BAD_DEBT, IMPACT, fmt_value
 from analysis.sensitivity import SweepData, analyze_sweep, load_sweep_data, write_analysis
-from analysis.sweep_style import apply_style, save  # selects the Agg backend before any figure exists
 
 __all__ = ["SweepFigures", "draw_all", "index_bars", "load_figure_inputs", "mechanism_comparison",
            "morris_mu_sigma", "output_vs_top_parameter", "pareto_plot", "s2_heatmap"]
@@ -108,7 +108,7 @@ def index_bars(f: SweepFigures, out_dir: Path) -> list[Path]:
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper")
     fig.suptitle(f"Sensitivity indices ({f.method} design, {f.data.n_rows} rows x {f.data.replicates} "
                  f"replicate(s), mean over replicates)")
-    return save(fig, out_dir, f"{f.method}_indices")
+    return style.save(fig, Path(out_dir) / f"{f.method}_indices")
 
 
 def s2_heatmap(f: SweepFigures, out_dir: Path) -> list[Path]:
@@ -130,7 +130,7 @@ def s2_heatmap(f: SweepFigures, out_dir: Path) -> list[Path]:
                         fmt=".2f", cbar=j == len(outs) - 1, square=True, linewidths=0.5)
             axes[i, j].set_title(_label(out) + (f"\n{m}" if len(mechs) > 1 else ""))
     fig.suptitle("Sobol' second-order indices S2 (upper triangle)")
-    return save(fig, out_dir, "sobol_s2")
+    return style.save(fig, Path(out_dir) / "sobol_s2")
 
 
 def morris_mu_sigma(f: SweepFigures, out_dir: Path) -> list[Path]:
@@ -151,7 +151,7 @@ def morris_mu_sigma(f: SweepFigures, out_dir: Path) -> list[Path]:
         ax.plot([0, lim], [0, lim], ls="--", color="0.6", lw=0.8)
         ax.set(title=_label(out), xlabel="mu* (mean |elementary effect|)", ylabel="sigma")
     fig.suptitle("Morris screening: influential inputs lie right, nonlinear or interacting ones high")
-    return save(fig, out_dir, "morris_mu_sigma")
+    return style.save(fig, Path(out_dir) / "morris_mu_sigma")
 
 
 def _long_results(f: SweepFigures) -> pd.DataFrame:
@@ -209,7 +209,7 @@ def mechanism_comparison(f: SweepFigures, out_dir: Path) -> list[Path]:
             ax2.axvline(0, color="0.3", lw=0.8)
         ax2.set(title=f"paired difference vs {best}", xlabel=f"mean difference in {_label(out)} (same draws)")
     fig.suptitle(f"Mechanisms on identical draws ({f.data.n_rows} rows x {f.data.replicates} replicate(s))")
-    return save(fig, out_dir, "mechanism_comparison")
+    return style.save(fig, Path(out_dir) / "mechanism_comparison")
 
 
 def pareto_plot(f: SweepFigures, out_dir: Path) -> list[Path]:
@@ -239,7 +239,7 @@ def pareto_plot(f: SweepFigures, out_dir: Path) -> list[Path]:
         ax.set(xlabel=f"{basis} max price impact", ylabel=f"{basis} bad debt", title=f"{basis} over runs (CI bars)")
         ax.legend(loc="best")
     fig.suptitle("Market impact vs bad debt: lower-left is better")
-    return save(fig, out_dir, "pareto_front")
+    return style.save(fig, Path(out_dir) / "pareto_front")
 
 
 def output_vs_top_parameter(f: SweepFigures, out_dir: Path) -> list[Path]:
@@ -274,7 +274,7 @@ def output_vs_top_parameter(f: SweepFigures, out_dir: Path) -> list[Path]:
         if dists.get(top["parameter"]) in ("logunif", "lognorm"):
             ax.set_xscale("log")
     fig.suptitle("Each output against its most influential parameter (every run)")
-    return save(fig, out_dir, "output_vs_top_parameter")
+    return style.save(fig, Path(out_dir) / "output_vs_top_parameter")
 
 
 FIGURES = (index_bars, s2_heatmap, morris_mu_sigma, mechanism_comparison, pareto_plot, output_vs_top_parameter)
@@ -282,7 +282,7 @@ FIGURES = (index_bars, s2_heatmap, morris_mu_sigma, mechanism_comparison, pareto
 
 def draw_all(root: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Every figure that applies to the sweep in ``root``; returns the files written."""
-    apply_style()
+    style.apply()
     f = load_figure_inputs(root)
     target = Path(out_dir) if out_dir else Path(root) / "figures"
     paths: list[Path] = []
