@@ -71,6 +71,15 @@ def test_bite_cuts_a_large_vault_into_lump_lots() -> None:
     assert book.locked[0]
 
 
+def test_bite_of_a_dust_vault_is_one_lot() -> None:
+    """A vault holding 5e-324 ETH (the smallest float) and 1 of debt: lump / ink overflows to inf, which
+    means one lot of the whole vault (found by the conformance suite; it used to raise an overflow warning)."""
+    book = PositionBook.of(np.array([[5e-324]]), np.array([1.0]), np.array([0.5]))
+    mech = english()
+    bite(book, mech, 1.0)
+    assert mech.n_auctions == 1 and mech.lot[0, 0] == 5e-324 and mech.tab[0] == pytest.approx(1.13)
+
+
 def test_liq_1_2_box_and_dunk_cap_the_tab_in_auction() -> None:
     """box 100,000: lot 1 (tab 94,166.67) fits, lot 2 gets the 5,833.33 left (3.0973 ETH of its 50), lot 3
     waits.  dunk 50,000 instead: each lot's tab <= 50,000, a share 50,000 / (1.13 * 200,000) = 0.22124
