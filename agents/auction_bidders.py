@@ -8,10 +8,13 @@ strategy's profit test (agents/liquidators.py ``STRATEGIES``) still just passes:
 auction (vectorised):
 
 - **tend** (bid < tab): it bids that maximum (capped at tab) if the bid is valid, i.e. at
-  least ``beg`` times the standing bid (or equal to tab).  A ``lowball`` keeper opens an
-  auction nobody has bid on at **0 DAI** and only competes on value once someone else holds
-  the bid: alone on the chain, it wins the lot for nothing (Black Thursday,
-  mechanisms.md 3.2 and 7.1).
+  least ``beg`` times the standing bid (or equal to tab).  A ``lowball`` keeper bids as
+  little as the Flipper allows: it opens an auction nobody has bid on at **0 DAI**, leaves
+  a zero bid another keeper holds alone (raising it would only trade 1-wei bids and restart
+  ttl: the lot still clears at ~0; the record's four zero-bid addresses won ~62,890 ETH
+  between them, mechanisms.md 7.1), and against a positive bid raises by the minimum,
+  ``min(beg * bid, tab)``, while that is within its maximum.  Alone on the chain, it wins
+  the lot for nothing (Black Thursday, mechanisms.md 3.2 and 7.1).
 - **dent** (bid == tab): it asks for the smallest lot still worth tab to it, if that is at
   most the standing lot / beg.  Proceeds are concave in the amount sold (impact), so scaling
   the lot by need / value never asks for too little.
@@ -75,10 +78,13 @@ def bid_english(keeper: Liquidator, protocol: int, offers: AuctionOffers, t: int
     # tend: bid the most it would pay, if that beats the standing bid by beg
     top = np.minimum(max_cost(keeper, value) / debt_px, tab)
     uncontested = offers.guy[idx] < 0
-    opener = uncontested & (cfg.strategy in OPENS_AT_ZERO)
-    new_bid = np.where(opener, 0.0, top)
-    ok_tend = ~dent & (top >= 0) & (opener | (uncontested & (new_bid >= 0))
-                                    | ((new_bid > bid) & ((new_bid >= beg * bid) | (new_bid >= tab))))
+    if cfg.strategy in OPENS_AT_ZERO:  # as little as allowed: 0 to open, a zero bid left alone, else the minimum raise
+        new_bid = np.where(uncontested, 0.0, np.minimum(beg * bid, tab))
+        ok_tend = ~dent & (top >= 0) & (uncontested | ((bid > 0) & (new_bid <= top)))
+    else:
+        new_bid = top
+        ok_tend = ~dent & (top >= 0) & ((uncontested & (new_bid >= 0))
+                                        | ((new_bid > bid) & ((new_bid >= beg * bid) | (new_bid >= tab))))
     # dent: ask for the smallest lot still worth tab (+ required profit) to it
     cost_dent = tab * debt_px
     need = cost_dent + keeper.rule(cfg, cost_dent) + gas

@@ -128,7 +128,8 @@ class EnglishAuction(AuctionMechanism):
         if pos.size == 0:
             return
         ink = free_c[np.arange(pos.size), self._ilk(free_c, px)]
-        share = np.minimum(1.0, np.minimum(cfg.lump / ink, cfg.dunk / (cfg.chop * free_d)))  # of the free part per lot
+        with np.errstate(over="ignore"):  # lump / dust (ink ~ 1e-324) overflows to inf: one lot, as intended
+            share = np.minimum(1.0, np.minimum(cfg.lump / ink, cfg.dunk / (cfg.chop * free_d)))  # of the free part
         n_lots = np.ceil(1.0 / share - 1e-9).astype(np.int64)
         which = np.repeat(np.arange(pos.size), n_lots)
         k_in = np.arange(which.size) - np.repeat(np.cumsum(n_lots) - n_lots, n_lots)

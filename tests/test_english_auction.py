@@ -71,6 +71,15 @@ def test_bite_cuts_a_large_vault_into_lump_lots() -> None:
     assert book.locked[0]
 
 
+def test_bite_of_a_dust_vault_is_one_lot() -> None:
+    """A vault holding 5e-324 ETH (the smallest float) and 1 of debt: lump / ink overflows to inf, which
+    means one lot of the whole vault (found by the conformance suite; it used to raise an overflow warning)."""
+    book = PositionBook.of(np.array([[5e-324]]), np.array([1.0]), np.array([0.5]))
+    mech = english()
+    bite(book, mech, 1.0)
+    assert mech.n_auctions == 1 and mech.lot[0, 0] == 5e-324 and mech.tab[0] == pytest.approx(1.13)
+
+
 def test_liq_1_2_box_and_dunk_cap_the_tab_in_auction() -> None:
     """box 100,000: lot 1 (tab 94,166.67) fits, lot 2 gets the 5,833.33 left (3.0973 ETH of its 50), lot 3
     waits.  dunk 50,000 instead: each lot's tab <= 50,000, a share 50,000 / (1.13 * 200,000) = 0.22124
@@ -202,13 +211,51 @@ def test_zero_bid_wins_when_nobody_else_can_bid() -> None:
 
 
 def test_a_second_keeper_that_can_bid_removes_the_zero_bid() -> None:
-    """Same, but both keepers can transact: whichever opens at 0, the other values the lot at 10 * 1700 =
-    17,000 >= tab and bids tab = 16,950; the opener cannot dent (it would need 16,950 / 17,000 = 99.7% of
-    the lot, more than lot / 1.03).  The debt is repaid in full; no bad debt."""
+    """Same, but the second keeper can transact and bids its valuation (default strategy): whoever moves
+    first, the default keeper values the lot at 10 * 1700 = 17,000 >= tab and bids tab = 16,950; the
+    lowball keeper cannot dent (it would need 16,950 / 17,000 = 99.7% of the lot, more than lot / 1.03).
+    The debt is repaid in full; no bad debt."""
+    m = english_model(keepers=2, strategy="lowball")
+    m.keepers[1].config = replace(m.keepers[1].config, strategy="default")
+    r = m.run().result()
+    liq = r.fills.query("kind == 'liquidation'")
+    assert liq["paid"].tolist() == [TAB] and liq["repaid"].tolist() == [15_000.0] and liq["taker"].tolist() == [1]
+    assert r.metrics["bad_debt_usd"] == 0.0
+
+
+def test_lowball_keepers_leave_each_others_zero_bids_alone() -> None:
+    """Two lowball keepers that can both transact (the record's four zero-bid addresses won ~62,890 ETH
+    between them, mechanisms.md 7.1): one opens at 0, the other does not raise it (a raise over 0 would
+    only trade 1-wei bids and restart ttl), so the lot is dealt at step 12 for 0 and the 15,000 of debt
+    is written off."""
     r = english_model(keepers=2, strategy="lowball").run().result()
     liq = r.fills.query("kind == 'liquidation'")
-    assert liq["paid"].tolist() == [TAB] and liq["repaid"].tolist() == [15_000.0]
-    assert r.metrics["bad_debt_usd"] == 0.0
+    assert liq["step"].tolist() == [12] and liq["paid"].tolist() == [0.0]
+    assert r.metrics["bad_debt_usd"] == 15_000.0
+
+
+def test_lowball_keeper_raises_a_positive_bid_by_the_minimum() -> None:
+    """Against a positive bid a lowball keeper bids min(beg * bid, tab) while that is within its maximum.
+
+    A default keeper that wants 1,000 of profit (latency 0) bids b0 = 17,000 - 1,000 = 16,000 at step 1;
+    the lowball keeper (min profit 0, latency 1) sees the auction at step 2 and raises to 1.03 * b0 =
+    16,480 <= 16,950 (tab, its own maximum).  The default keeper would need 1.03 * 16,480 = 16,974.4 >
+    16,000 to raise again, so the lowball bid stands: dealt at step 13 (tic = 120 + 600 s), the
+    15,000 of debt repaid.
+    """
+    m = english_model(keepers=2, strategy="lowball")
+    m.keepers[0].config = replace(m.keepers[0].config, strategy="default", min_profit_usd=1_000.0)
+    m.keepers[1].config = replace(m.keepers[1].config, latency_steps=1)
+    m.step()
+    mech = m.mechanisms[0]
+    b0 = float(mech.bid[0])
+    assert mech.guy.tolist() == [0] and b0 == pytest.approx(16_000.0, rel=1e-9)
+    m.step()
+    assert mech.guy.tolist() == [1] and mech.bid[0] == 1.03 * b0
+    r = m.run().result()
+    liq = r.fills.query("kind == 'liquidation'")
+    assert liq["step"].tolist() == [13] and liq["taker"].tolist() == [1]
+    assert liq["paid"].tolist() == [1.03 * b0] and liq["repaid"].tolist() == [15_000.0]
 
 
 def test_capital_locked_in_a_standing_bid_is_not_available_until_dealt() -> None:

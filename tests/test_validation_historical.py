@@ -152,9 +152,30 @@ def test_zero_bid_figure_from_a_saved_run(tmp_path, capsys: pytest.CaptureFixtur
     assert "10 auctions settled, 4 at or near zero (40.0%)" in capsys.readouterr().out
 
 
-def test_zero_bid_figure_without_bid_counts_shows_gas() -> None:
+def test_zero_bid_figure_panels() -> None:
+    """With bid counts: prices, auctions per hour, bids per auction, gas; without them the bids panel goes."""
     fills, ts, dt = _synthetic_auction_run()
-    frame = h.auction_fill_frame(fills.drop(columns="bids"), ts, "ETH", dt)
+    frame = h.auction_fill_frame(fills, ts, "ETH", dt)
     fig = vf.plot_zero_bids(frame, ts, "ETH", dt)
-    assert fig.axes[2].get_ylabel() == "gas (gwei)"
+    assert [a.get_ylabel() for a in fig.axes] == ["USD per ETH", "auctions settled\nper hour", "bids per auction",
+                                                  "gas (gwei)"]
+    assert "4 of 10 settled auctions (40%) won at or near zero" in fig.axes[0].get_title()
     vf.plt.close(fig)
+    fig = vf.plot_zero_bids(h.auction_fill_frame(fills.drop(columns="bids"), ts, "ETH", dt), ts, "ETH", dt)
+    assert [a.get_ylabel() for a in fig.axes][2:] == ["gas (gwei)"]
+    vf.plt.close(fig)
+
+
+def test_keeper_groups_and_who_can_bid() -> None:
+    """From a resolved spec: 10 keepers capped at 50 gwei, 2 + 4 uncapped (JSON Infinity); at 10, 50, 51 and
+    200 gwei 16, 16, 6 and 6 of them can get a transaction in (cap >= gas, as Liquidator.can_transact)."""
+    spec = json.loads(json.dumps({"liquidators": {
+        "count": 10, "max_gas_gwei": 50.0, "strategy": "default",
+        "groups": {"active": {"count": 2, "max_gas_gwei": float("inf"), "strategy": "default"},
+                   "zero": {"count": 4, "max_gas_gwei": float("inf"), "strategy": "lowball"},
+                   "none": {"count": 0, "max_gas_gwei": 1.0}}}}))
+    groups = vf.keeper_groups(spec)
+    assert [(g.name, g.count, g.strategy, g.max_gas_gwei) for g in groups] == [
+        ("main", 10, "default", 50.0), ("active", 2, "default", np.inf), ("zero", 4, "lowball", np.inf)]
+    assert vf.keepers_able(groups, np.array([10.0, 50.0, 51.0, 200.0])).tolist() == [16, 16, 6, 6]
+    assert vf.keeper_groups({"run": {}}) == ()

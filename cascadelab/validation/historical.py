@@ -195,9 +195,19 @@ add_family("debt_market", KMM_SOURCE, (
 
 BT, BT_DUTCH = "black_thursday.toml", "black_thursday_dutch.toml"
 BT_SOURCE = "mechanisms.md 7.1 (White Rabbit)"
+
+
 def zero_bid_share(r: cascadelab.RunResult) -> float:
+    """Share of settled ETH auctions (liquidation fills) cleared at or near zero (``ZERO_BID``)."""
     ratio = clearing_price_ratio(r, "ETH")
     return float((ratio <= ZERO_BID).mean()) if len(ratio) else math.nan
+
+
+def zero_bid_value_usd(r: cascadelab.RunResult) -> float:
+    """USD value (market price at the fill) of the ETH won at or near zero."""
+    frame = auction_fill_frame(r.fills, r.timeseries, "ETH", r.spec.run.dt_seconds)
+    won = frame[frame["zero_bid"]]
+    return float((r.fills.loc[won.index, "seized_ETH"] * won["market_price"]).sum())
 
 
 def bt_fixed_spread() -> Outcome:
@@ -208,19 +218,32 @@ def bt_fixed_spread() -> Outcome:
 
 
 def bt_english_zero_bids() -> Outcome:
-    """English auctions (Liquidations 1.0): share of auctions settled at or near zero; record 36%."""
-    return Outcome(0.36, zero_bid_share(replay(BT)), Within(0.10, 0.90), "pct")
+    """English auctions (Liquidations 1.0): share of auctions settled at or near zero; record 36%, within [10%, 90%]."""
+    r = replay(BT)
+    n = len(clearing_price_ratio(r, "ETH"))
+    return Outcome(0.36, zero_bid_share(r), Within(0.10, 0.90), "pct",
+                   note=f"of {n:,} auctions settled (a few keepers still transacting; see the scenario's SENSITIVITY)")
 
 
 def bt_english_deficit() -> Outcome:
     """Protocol deficit on the real debt size: record 5.67M DAI; x[0.2, 5]."""
-    return Outcome(5.67e6, replay(BT).metrics["bad_debt_usd"], Factor(0.2, 5.0), "usd")
+    r = replay(BT)
+    debt = float(r.timeseries["debt_usd_maker"].iloc[0])
+    return Outcome(5.67e6, r.metrics["bad_debt_usd"], Factor(0.2, 5.0), "usd",
+                   note=f"on ${debt / 1e6:,.0f}M of initial debt")
+
+
+def bt_english_zero_bid_value() -> Outcome:
+    """ETH won at or near zero, valued at the market price: record $8.32M; x[0.2, 5]."""
+    return Outcome(8.32e6, zero_bid_value_usd(replay(BT)), Factor(0.2, 5.0), "usd")
 
 
 def bt_dutch_zero_fills() -> Outcome:
     """Dutch auctions (Liquidations 2.0) on the same market and keepers: no fill at or near zero."""
     r = replay(BT_DUTCH)
-    return Outcome(0.0, float((clearing_price_ratio(r, "ETH") <= ZERO_BID).sum()), Abs(0.0))
+    ratio = clearing_price_ratio(r, "ETH")
+    return Outcome(0.0, float((ratio <= ZERO_BID).sum()), Abs(0.0),
+                   note=f"of {len(ratio):,} fills; lowest clearing price {ratio.min():.0%} of the market")
 
 
 def bt_dutch_less_bad_debt() -> Outcome:
@@ -235,6 +258,7 @@ add_family("black_thursday", BT_SOURCE, (
     ("fixed_spread", bt_fixed_spread, "same market, 5% fixed spread: solvent", ()),
     ("zero_bid_share", bt_english_zero_bids, "English auctions settled at ~0", ("english_auction",)),
     ("deficit", bt_english_deficit, "English auctions: protocol deficit", ("english_auction",)),
+    ("zero_bid_value", bt_english_zero_bid_value, "English auctions: ETH won at ~0, USD", ("english_auction",)),
     ("dutch_zero_fills", bt_dutch_zero_fills, "Dutch auctions: fills at ~0", ("dutch_auction",)),
     ("dutch_less_bad_debt", bt_dutch_less_bad_debt, "Dutch / English bad debt", ("dutch_auction", "english_auction")),
 ))
@@ -294,4 +318,5 @@ def replay_names() -> list[str]:
     return [CRV, DEEP, INELASTIC, BT, BT_DUTCH, OCT]
 
 
-__all__ = ["SCENARIOS", "ZERO_BID", "auction_fill_frame", "clearing_price_ratio", "replay", "replay_names", "scenario", "zero_bid_share"]
+__all__ = ["SCENARIOS", "ZERO_BID", "auction_fill_frame", "clearing_price_ratio", "replay", "replay_names", "scenario",
+           "zero_bid_share", "zero_bid_value_usd"]
