@@ -256,9 +256,14 @@ def _given_data(data: SweepData, y: np.ndarray, x: np.ndarray, notes: list[str],
     if yk.size > GIVEN_DATA_MAX_ROWS:
         pick = np.sort(np.random.default_rng(data.seed(200 + k)).choice(yk.size, GIVEN_DATA_MAX_ROWS, replace=False))
         yk, xk = yk[pick], xk[pick]
-    with _salib_guard(notes, f"{where} delta"):
-        res = delta.analyze(problem, xk, yk, num_resamples=min(int(data.sweep["num_resamples"]), GIVEN_DATA_MAX_RESAMPLES),
-                            conf_level=float(data.sweep["conf_level"]), seed=data.seed(300 + k))
+    try:
+        with _salib_guard(notes, f"{where} delta"):
+            res = delta.analyze(problem, xk, yk,
+                                num_resamples=min(int(data.sweep["num_resamples"]), GIVEN_DATA_MAX_RESAMPLES),
+                                conf_level=float(data.sweep["conf_level"]), seed=data.seed(300 + k))
+    except (ValueError, np.linalg.LinAlgError) as exc:  # delta's kernel density fails on degenerate outputs
+        notes.append(f"{where}: delta not computed ({str(exc).splitlines()[0]})")
+        return rows
     if "delta_raw" in res:
         res["delta"], res["delta_conf"] = res["delta_raw"], res["delta_raw_conf"]
     _rows(rows, "delta", names, res, [("delta", "delta_conf"), ("S1", "S1_conf")])

@@ -22,6 +22,7 @@ COMMANDS = (
     "sweep",
     "analyze",
     "figures",
+    "paper",
 )
 """Subcommands, each a module cascadelab.commands.<name> with ``add_parser(subparsers)`` and ``main(args)``."""
 

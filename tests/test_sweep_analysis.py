@@ -188,3 +188,29 @@ def test_analyze_and_figures_commands(tmp_path: Path, capsys: pytest.CaptureFixt
         assert b"CreationDate" not in (out / "figures" / f"{name}.pdf").read_bytes()
     assert len(load_sweep_data(out).results) == 32
     assert cli(["analyze", str(tmp_path / "nothing")]) == 2
+
+
+def test_delta_on_a_degenerate_output_is_a_note_not_a_crash() -> None:
+    """delta's kernel density fails when most values coincide (e.g. bad debt 0 in most runs): the
+    analysis records why and keeps the other indices."""
+    import numpy as np
+
+    from analysis import sensitivity
+
+    class Data:
+        params = ["a", "b"]
+        manifest = {"problem": {"num_vars": 2, "names": ["a", "b"], "bounds": [[0, 1], [0, 1]],
+                                "dists": ["unif", "unif"]}}
+        sweep = {"num_resamples": 20, "conf_level": 0.95}
+
+        @staticmethod
+        def seed(k: int) -> int:
+            return k
+
+    x = np.random.default_rng(0).random((60, 2))
+    y = np.zeros(60)
+    y[:2] = [1.0, 2.0]  # almost constant: the KDE covariance is singular on many resamples
+    notes: list[str] = []
+    rows = sensitivity._given_data(Data(), y, x, notes, "m/out", 0)
+    assert any(r["method"] == "pawn" for r in rows)
+    assert all(r["method"] != "delta" for r in rows) and any("delta not computed" in n for n in notes)
