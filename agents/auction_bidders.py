@@ -46,15 +46,24 @@ OPENS_AT_ZERO = frozenset({"lowball"})
 
 
 def max_cost(keeper: Liquidator, value: FloatArray) -> FloatArray:
-    """Largest USD cost c in [0, value] with value - c >= rule(c); -1 where even c = 0 fails."""
+    """Largest USD cost c in [0, value] with value - c >= rule(c); -1 where even c = 0 fails.
+
+    Closed form for the built-in rules (``MAX_COST``), bisection for any other monotone rule.
+    """
+    from agents.liquidators import MAX_COST
+
     cfg, rule = keeper.config, keeper.rule
+    feasible = value >= rule(cfg, np.zeros_like(value))
+    inverse = MAX_COST.get(rule)
+    if inverse is not None:
+        return np.where(feasible, np.clip(inverse(cfg, value), 0.0, np.maximum(value, 0.0)), -1.0)
     lo = np.zeros_like(value)
     hi = np.maximum(value, 0.0)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         ok = value - mid >= rule(cfg, mid)
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    return np.where(value >= rule(cfg, np.zeros_like(value)), lo, -1.0)
+    return np.where(feasible, lo, -1.0)
 
 
 def bid_english(keeper: Liquidator, protocol: int, offers: AuctionOffers, t: int) -> AuctionBids:

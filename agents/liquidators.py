@@ -63,6 +63,13 @@ STRATEGIES = {
     "lowball": required_profit,  # English auctions: opens at 0 DAI (agents/auction_bidders.OPENS_AT_ZERO)
 }
 
+MAX_COST = {
+    required_profit: lambda cfg, value: value - cfg.min_profit_usd,
+    required_profit_with_margin: lambda cfg, value: np.minimum(value - cfg.min_profit_usd, value / (1.0 + cfg.margin)),
+}
+"""Closed-form inverses of the profit rules: the largest cost c with value - c >= rule(c) (where c = 0
+passes at all).  A rule without one is inverted by bisection (agents/auction_bidders.max_cost)."""
+
 
 def stable_smallest(keys: FloatArray, count: int) -> IntArray:
     """``np.argsort(keys, kind="stable")[:count]`` without sorting the whole array.

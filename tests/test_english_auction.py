@@ -307,3 +307,28 @@ def test_nested_curve_override() -> None:
     assert spec.protocols["lender_b"].mechanism.curve.tau == 3600.0
     r = cascadelab.run(spec, overrides={"run.steps": 120})
     assert np.isfinite(list(r.metrics.values())).all()
+
+
+def test_closed_form_max_cost_matches_bisection() -> None:
+    """The closed-form inverse of each built-in profit rule equals the bisection it replaces."""
+    import numpy as np
+
+    from agents import auction_bidders
+    from agents.liquidators import MAX_COST, STRATEGIES
+    from cascadelab.spec import KeeperConfig
+
+    value = np.array([-50.0, 0.0, 3.0, 10.0, 250.0, 1e6])
+    for strategy in ("default", "margin"):
+        cfg = KeeperConfig(min_profit_usd=5.0, margin=0.02, strategy=strategy)
+
+        class Keeper:
+            config, rule = cfg, STRATEGIES[strategy]
+
+        closed = auction_bidders.max_cost(Keeper, value)
+        saved = MAX_COST.pop(Keeper.rule)
+        try:
+            bisected = auction_bidders.max_cost(Keeper, value)
+        finally:
+            MAX_COST[Keeper.rule] = saved
+        np.testing.assert_allclose(closed, bisected, rtol=1e-12, atol=1e-9)
+        assert (closed[value < 5.0] == -1.0).all()
