@@ -146,6 +146,24 @@ def _run_numbers(c: Collector, name: str) -> None:
             c.add(f"{name}.lar.top_{kind}.first_drop", float(top["first_drop"]), pct(top["first_drop"], 0), rel)
 
 
+def _zero_bid_numbers(c: Collector, name: str) -> None:
+    """Share and value of the English auctions that cleared at or near zero (Black Thursday replay)."""
+    from cascadelab.validation.historical import auction_fill_frame
+
+    spec = load_spec(c.json(f"runs/{name}/spec.json"))
+    fills = pd.read_parquet(c.root / f"runs/{name}/fills.parquet")
+    ts = pd.read_parquet(c.root / f"runs/{name}/timeseries.parquet")
+    asset = spec.gas.token
+    frame = auction_fill_frame(fills, ts, asset, spec.run.dt_seconds)
+    rel = f"runs/{name}/fills.parquet"
+    share = float(frame["zero_bid"].mean()) if len(frame) else 0.0
+    won = frame[frame["zero_bid"]]
+    value = float((fills.loc[won.index, f"seized_{asset}"] * won["market_price"]).sum())
+    c.add(f"{name}.auctions", len(frame), count(len(frame)), rel)
+    c.add(f"{name}.zero_bid_share", share, pct(share, 0), rel)
+    c.add(f"{name}.zero_bid_value_usd", value, usd(value), rel)
+
+
 def _label(mech: str) -> str:
     return MECHANISM_LABELS.get(mech, mech.replace("_", " "))
 
@@ -221,8 +239,9 @@ def _validation_numbers(c: Collector) -> None:
 def collect(root: Path) -> dict[str, Number]:
     """Every quoted number, from the results under ``root`` (paper/results/<budget>)."""
     c = Collector(root)
-    for name in ("default", "contagion", "depeg"):
+    for name in ("default", "contagion", "depeg", "black_thursday"):
         _run_numbers(c, name)
+    _zero_bid_numbers(c, "black_thursday")
     _families_numbers(c, "families")
     _sensitivity_numbers(c, "sensitivity", inert="inert_gas_token_price")
     _validation_numbers(c)

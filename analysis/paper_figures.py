@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import cascade_figures, sensitivity_figures, style
+from analysis import cascade_figures, sensitivity_figures, style, validation_figures
 from cascadelab.spec import load_spec
 
 
@@ -78,6 +78,16 @@ def lar(run: str) -> Callable[[Path, Path], list[Path]]:
     return draw
 
 
+def zero_bids(run: str) -> Callable[[Path, Path], list[Path]]:
+    def draw(root: Path, out: Path) -> list[Path]:
+        saved = validation_figures.load_run(root / "runs" / run)
+        asset = json.loads((root / "runs" / run / "spec.json").read_text())["gas"]["token"]
+        frame = validation_figures.auction_fill_frame(saved.fills, saved.timeseries, asset, saved.dt_seconds, None)
+        fig = validation_figures.plot_zero_bids(frame, saved.timeseries, asset, saved.dt_seconds, saved.keepers)
+        return style.save(fig, out)
+    return draw
+
+
 def sweep_figure(sweep: str, fn: Callable) -> Callable[[Path, Path], list[Path]]:
     """A sweep figure from sensitivity_figures, written as ``out`` (its own file name replaced)."""
     def draw(root: Path, out: Path) -> list[Path]:
@@ -116,6 +126,10 @@ FIGURES: dict[str, PaperFigure] = {f.name: f for f in (
                 "liquidations by generation when stETH depegs.", _run_inputs("depeg"), price_paths("depeg")),
     PaperFigure("depeg_lar", "Liquidation at risk when each collateral asset falls alone and together (stETH "
                 "depeg scenario).", _run_inputs("depeg", "lar_curves.csv"), lar("depeg")),
+    PaperFigure("black_thursday_zero_bids", "Black Thursday replay (Maker Liquidations 1.0): clearing prices of the "
+                "English auctions against the market and oracle prices, auctions won at about zero per hour, and the "
+                "gas price against the keepers' caps (shaded: hours in which most keepers could not transact).",
+                _run_inputs("black_thursday"), zero_bids("black_thursday")),
     PaperFigure("families_comparison", "The five mechanism families on identical draws: distributions of bad debt "
                 "and maximum price impact, and paired differences against the best design.",
                 _sweep_inputs("families"), sweep_figure("families", sensitivity_figures.mechanism_comparison)),

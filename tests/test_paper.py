@@ -75,8 +75,8 @@ def test_a_second_build_reuses_every_result(built) -> None:
     before = json.loads((paper_dir / "generated" / "manifest.json").read_text())["figures"]
     again = build(REPO, paper_dir, "test", workers=1, pdf=False, progress=False, say=lambda _: None)
     assert [c for c in again.results.computed if c != "validation.json"] == []
-    assert set(again.results.reused) == {"runs/default", "runs/contagion", "runs/depeg", "sweeps/families",
-                                         "sweeps/sensitivity"}
+    assert set(again.results.reused) == {"runs/default", "runs/contagion", "runs/depeg", "runs/black_thursday",
+                                         "sweeps/families", "sweeps/sensitivity"}
     after = json.loads((paper_dir / "generated" / "manifest.json").read_text())["figures"]
     assert {n: f["files"] for n, f in after.items()} == {n: f["files"] for n, f in before.items()}
 
