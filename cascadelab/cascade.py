@@ -103,14 +103,45 @@ class CascadeInputs:
                 + ["noise", FUNDAMENTAL])
 
 
+@dataclass(frozen=True)
+class CascadeGraph:
+    """What the cascade graph is built from; :meth:`frame` builds it.
+
+    The metrics need only the generations and shares, so a run keeps this (a few arrays per
+    fill and sale) and builds the graph when ``RunResult.cascade`` is first read.
+    """
+
+    source_names: list[str]
+    decay: FloatArray  # (T+1, A)
+    generation: IntArray
+    shares: FloatArray
+    req_obs: IntArray
+    req_scale: FloatArray
+    req_long: npt.NDArray[np.bool_]
+    protocol: IntArray
+    sale_fill: IntArray
+    sale_step: IntArray
+    sale_asset: IntArray
+    sale_dz: FloatArray
+    sale_proto: IntArray
+
+    def frame(self) -> pd.DataFrame:
+        """The graph's (parent, child, weight, source, parent_generation) rows; see the module docstring."""
+        return _edges(self)
+
+
 @dataclass
 class CascadeResult:
-    """Per-fill columns (aligned with the fill log), the graph and the matrices."""
+    """Per-fill columns (aligned with the fill log), the graph (built on demand) and the matrices."""
 
     columns: dict[str, np.ndarray]
-    edges: pd.DataFrame
+    graph: CascadeGraph
     contagion: dict[str, dict[str, float]]
     causes: dict[str, dict[str, float]]
+
+    @property
+    def edges(self) -> pd.DataFrame:
+        return self.graph.frame()
 
 
 def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> CascadeResult:
@@ -175,8 +206,8 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
             np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
                       sale_dz[rows])
 
-    edges = _edges(inp, generation, shares, req_obs, req_scale, req_long, protocol,
-                   sale_fill, sale_step, sale_asset, sale_dz, sale_proto, n_src)
+    graph = CascadeGraph(inp.source_names, inp.decay, generation, shares, req_obs, req_scale, req_long, protocol,
+                         sale_fill, sale_step, sale_asset, sale_dz, sale_proto)
     seized = fills["seized_usd"].to_numpy()
     names = inp.source_names
     causes = {src: {p: float((seized * shares[:, j])[liq & (protocol == q)].sum()) for q, p in enumerate(inp.protocols)}
@@ -190,7 +221,7 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
     }
     for j, src in enumerate(names):
         columns[f"share_{src}"] = shares[:, j]
-    return CascadeResult(columns=columns, edges=edges, contagion=contagion, causes=causes)
+    return CascadeResult(columns=columns, graph=graph, contagion=contagion, causes=causes)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -315,21 +346,23 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     shares[batch] = sh
 
 
-def _edges(inp: CascadeInputs, generation: IntArray, shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
-           req_long: npt.NDArray[np.bool_], protocol: IntArray, sale_fill: IntArray, sale_step: IntArray,
-           sale_asset: IntArray, sale_dz: FloatArray, sale_proto: IntArray, n_src: int) -> pd.DataFrame:
+def _edges(g: CascadeGraph) -> pd.DataFrame:
     """The cascade graph: (parent, child, weight, source, parent_generation) rows; see the module docstring."""
-    names = inp.source_names
+    names = g.source_names
+    n_src = len(names)
+    generation, shares, req_obs, req_scale, req_long = g.generation, g.shares, g.req_obs, g.req_scale, g.req_long
+    sale_fill, sale_step, sale_asset, sale_dz, sale_proto = g.sale_fill, g.sale_step, g.sale_asset, g.sale_dz, g.sale_proto
+    decay = g.decay
     children = np.flatnonzero((generation >= 1) & (shares[:, -1] < 1.0))
-    logd = np.cumsum(np.log(np.maximum(inp.decay, 1e-300)), axis=0)  # (T+1, A)
+    logd = np.cumsum(np.log(np.maximum(decay, 1e-300)), axis=0)  # (T+1, A)
     sale_gen = np.maximum(generation[sale_fill], 0) if sale_fill.size else np.zeros(0, dtype=np.int64)
     # only the MAX_PARENTS largest fills of each (asset, step, generation) can be a child's largest parents;
     # kept rows are sorted by (asset, step)
     keep = _top_per_group(sale_asset, sale_step, sale_gen, sale_dz)
     ka, ks, kg, kdz, kf, kp = (sale_asset[keep], sale_step[keep], sale_gen[keep], sale_dz[keep], sale_fill[keep],
                                sale_proto[keep])
-    T = inp.decay.shape[0] - 1
-    first_row = np.searchsorted(ka * (T + 2) + ks, np.arange(len(inp.assets) * (T + 2)))  # by (asset, step)
+    T = decay.shape[0] - 1
+    first_row = np.searchsorted(ka * (T + 2) + ks, np.arange(decay.shape[1] * (T + 2)))  # by (asset, step)
     parts: list[tuple[np.ndarray, ...]] = []
     kept = np.zeros((children.size, n_src))
     if children.size and keep.size:

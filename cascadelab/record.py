@@ -84,6 +84,28 @@ def fill_kind(fills: Fills) -> IntArray:
     return kind
 
 
+class _BuiltOnRead:
+    """A dataclass field that may hold a builder (anything with ``frame()``): built and kept on first read.
+
+    ``RunResult.cascade`` is one: the metrics never need the cascade graph, so a run (or a
+    sweep of thousands) does not pay for building it unless someone reads it.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)  # no default value for the dataclass field
+        value = obj.__dict__[self.name]
+        if not isinstance(value, pd.DataFrame) and hasattr(value, "frame"):
+            value = obj.__dict__[self.name] = value.frame()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
 @dataclass
 class RunResult:
     """Everything one run produced (DESIGN.md section 8)."""
@@ -92,7 +114,7 @@ class RunResult:
     timeseries: pd.DataFrame
     fills: pd.DataFrame
     sales: pd.DataFrame
-    cascade: pd.DataFrame
+    cascade: pd.DataFrame = _BuiltOnRead()  # type: ignore[assignment]  # the graph, built when first read
     per_protocol: dict[str, dict[str, float]]
     per_asset: dict[str, dict[str, float]]
     spec: Spec
@@ -361,7 +383,7 @@ class Recorder:
             timeseries=self.timeseries_frame(),
             fills=fills,
             sales=sales,
-            cascade=cascade.edges,
+            cascade=cascade.graph,
             per_protocol=per_protocol,
             per_asset=per_asset,
             spec=m.spec,
