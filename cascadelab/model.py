@@ -23,6 +23,7 @@ from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
 from agents.noise_traders import NoiseTrader
 from cascadelab.book import PositionBook, build_book
+from cascadelab.health_floor import HealthFloor
 from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
 from cascadelab.record import Recorder
 from cascadelab.rng import Streams, streams
@@ -33,6 +34,9 @@ from mechanisms.registry import make as make_mechanism
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+NOBODY_LIQUIDATABLE = np.zeros(0, dtype=np.int64)
+NOBODY_LIQUIDATABLE.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class CascadeModel(mesa.Model):
             for i, p in enumerate(self.protocol_names)
         ]
         self.recorder = Recorder(self)
+        self.health_floors = [HealthFloor(self.book, [p]) for p in range(self.n_protocols)]
 
         # agents
         self.borrowers = [
@@ -158,14 +163,23 @@ class CascadeModel(mesa.Model):
 
     def market_px_ext(self) -> FloatArray:
         """Market prices with the USD numeraire (1.0) appended."""
-        return np.append(self.market_px(), 1.0)
+        f = self.fundamental[self.t]
+        px = np.empty(self.n_assets + 1)
+        for a, v in enumerate(self.venues):
+            px[a] = v.price(f[a])
+        px[-1] = 1.0
+        return px
 
     def shadow_oracle_px(self) -> FloatArray:
         """(P, A+1) prices each protocol's oracle would report if trades never moved the market."""
         return self._oracle_matrix(self.shadow_oracles)
 
     def _oracle_matrix(self, oracles: list[Oracle] | None = None) -> FloatArray:
-        return np.array([np.append(o.price, 1.0) for o in (self.oracles if oracles is None else oracles)])
+        px = np.empty((self.n_protocols, self.n_assets + 1))
+        px[:, -1] = 1.0
+        for p, o in enumerate(self.oracles if oracles is None else oracles):
+            px[p, :-1] = o.price
+        return px
 
     # ------------------------------------------------------------------ the step
 
@@ -189,20 +203,18 @@ class CascadeModel(mesa.Model):
         # 4. borrowers react
         self.borrower_set.shuffle_do("react")
         # 5. health of every position; each mechanism learns which are liquidatable
-        hf = self.book.health(self.oracle_px)
-        self.recorder.health_step(t, hf)
-        for p, mech in enumerate(self.mechanisms):
-            s = self.book.slices[p]
-            mech.start(np.flatnonzero(hf[s] < 1.0) + s.start, t)
+        for mech, unhealthy in zip(self.mechanisms, self._liquidatable(t), strict=True):
+            mech.start(unhealthy, t)
         # 6-7. offers, keepers bid (ordered by latency, ties broken by the seeded rng), settle, apply
         order = self._keeper_order()
         # sales planned this step (all rounds: they are sold in step 8) and per-step transaction limits
         self.planned[:] = 0.0
         for k in order:
             k.new_step()
-        for _ in range(self.spec.liquidators.rounds_per_step):
-            if not self._liquidation_round(order, t):
-                break
+        if not all(mech.idle() for mech in self.mechanisms):
+            for _ in range(self.spec.liquidators.rounds_per_step):
+                if not self._liquidation_round(order, t):
+                    break
         for p, mech in enumerate(self.mechanisms):
             self._apply_fills(p, mech.end_step(self.book, t))
         # 8. keepers sell seized collateral; backstops lose depositors and sell or hold what they hold
@@ -212,6 +224,24 @@ class CascadeModel(mesa.Model):
             b.act()
         # 9. record
         self.recorder.collect(t)
+
+    def _liquidatable(self, t: int) -> list[IntArray]:
+        """Positions of each protocol with health < 1 at its oracle; records how many.
+
+        Health is evaluated only when a protocol's :class:`HealthFloor` (kept from the last
+        evaluation) cannot prove that nobody fell below 1: same answer, without the
+        O(positions) pass in steps where prices drift and nobody is near the threshold.
+        """
+        px = self.oracle_px
+        if all(f.holds(px, 1.0) for f in self.health_floors):
+            return [NOBODY_LIQUIDATABLE] * self.n_protocols
+        hf = self.book.health(px)
+        out = []
+        for p, s in enumerate(self.book.slices):
+            self.health_floors[p].reset(hf[s], px)
+            out.append(np.flatnonzero(hf[s] < 1.0) + s.start)
+        self.recorder.unhealthy_step(t, [u.size for u in out])
+        return out
 
     def _keeper_order(self) -> list[Liquidator]:
         keys = [(k.config.latency_steps, self.random.random()) for k in self.keepers]
@@ -223,6 +253,8 @@ class CascadeModel(mesa.Model):
         any_fill = False
         for p, mech in enumerate(self.mechanisms):
             mech.caller = caller
+            if mech.idle():
+                continue
             offers = mech.offers(self.book, self.oracle_px[p], t)
             if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
                 bids = english_bids(keepers, p, offers, t)

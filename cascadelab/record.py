@@ -205,9 +205,9 @@ class Recorder:
 
     # ---------------------------------------------------------------- during the run
 
-    def health_step(self, t: int, hf: FloatArray) -> None:
-        for p, s in enumerate(self.model.book.slices):
-            self.unhealthy[t, p] = int(np.count_nonzero(hf[s] < 1.0))
+    def unhealthy_step(self, t: int, counts: list[int]) -> None:
+        """Number of liquidatable positions per protocol at step t (0 unless recorded)."""
+        self.unhealthy[t] = counts
 
     def log_fills(self, p: int, fills: Fills) -> IntArray:
         """Log fills before they are applied (so health is as they were taken); returns their ids."""

@@ -39,6 +39,10 @@ REDISTRIBUTION = -4
 """Other borrowers of the same protocol (Liquity-style redistribution)."""
 
 
+_NO_STEPS = np.zeros(0, dtype=np.int64)
+_NO_STEPS.flags.writeable = False
+
+
 def _f(shape: tuple[int, ...] = (0,)) -> Any:
     return field(default_factory=lambda: np.zeros(shape))
 
@@ -131,9 +135,13 @@ class Fills:
 
     @classmethod
     def empty(cls, n_assets: int) -> Fills:
-        z = np.zeros(0)
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
-                   np.zeros((0, n_assets)), np.zeros((0, n_assets)), z, z)
+        """No fills (one shared instance per asset count: arrays of size 0 hold nothing to change)."""
+        fills = _EMPTY_FILLS.get(n_assets)
+        if fills is None:
+            z = np.zeros(0)
+            fills = _EMPTY_FILLS[n_assets] = cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
+                                                 np.zeros((0, n_assets)), np.zeros((0, n_assets)), z, z)
+        return fills
 
     @classmethod
     def make(cls, position: IntArray, taker: IntArray | int, n_assets: int, *,
@@ -165,6 +173,9 @@ class Fills:
         return cls(*(np.concatenate([getattr(f, fl.name) for f in parts]) for fl in fields(cls)))
 
 
+_EMPTY_FILLS: dict[int, Fills] = {}
+
+
 class LiquidationMechanism(Protocol):
     """What every registered mechanism implements (DESIGN.md section 5)."""
 
@@ -194,6 +205,8 @@ class MechanismBase:
     name: ClassVar[str]
     Config: ClassVar[type]
     source: ClassVar[str] = ""
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = False
+    """Offers and settle do nothing (and change nothing) while no position is liquidatable."""
 
     def __init__(self, config: Any, protocol: int, n_assets: int, *, dt_seconds: float = 60.0) -> None:
         self.config = config
@@ -204,22 +217,41 @@ class MechanismBase:
         self.liquidatable = np.zeros(0, dtype=np.int64)
         self.since = np.zeros(0, dtype=np.int64)
         self._first_seen = np.zeros(0, dtype=np.int64)  # step a position became liquidatable, -1 if healthy
+        self._started = np.zeros(0, dtype=np.int64)  # the positions holding a step in _first_seen
 
     def start(self, unhealthy: IntArray, t: int) -> None:
-        """Remember which positions are liquidatable now and since when (vectorised)."""
+        """Remember which positions are liquidatable now and since when (vectorised, O(changed)).
+
+        Only the positions liquidatable at the previous call hold a start step (``_started``),
+        so resetting those, not the whole array, is the same as resetting every position that
+        is not liquidatable now.
+        """
         unhealthy = np.asarray(unhealthy, dtype=np.int64)
+        if unhealthy.size == 0 and self._started.size == 0:  # nothing was or is liquidatable
+            self.liquidatable = unhealthy
+            self.since = _NO_STEPS
+            return
         first = self._first_seen
         need = int(unhealthy.max()) + 1 if unhealthy.size else 0
         if need > first.size:
             first = np.concatenate([first, np.full(need - first.size, -1, dtype=np.int64)])
-        now = np.zeros(first.size, dtype=bool)
-        now[unhealthy] = True
-        first[~now] = -1
+        kept = first[unhealthy]
+        first[self._started] = -1
+        first[unhealthy] = kept
         fresh = unhealthy[first[unhealthy] < 0]
         first[fresh] = t
         self._first_seen = first
+        self._started = unhealthy.copy()
         self.liquidatable = unhealthy
         self.since = first[unhealthy]
+
+    def idle(self) -> bool:
+        """True when offers and settle would do nothing this step, so the model may skip them.
+
+        Conservative by default; mechanisms whose offers come only from the liquidatable set
+        (``QUIET_WITHOUT_LIQUIDATABLE``) are idle when it is empty.  ``end_step`` is always called.
+        """
+        return self.QUIET_WITHOUT_LIQUIDATABLE and self.liquidatable.size == 0
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """No end-of-step work by default."""

@@ -102,6 +102,7 @@ class FixedBonus(MechanismBase):
     Config: ClassVar[type] = FixedBonusConfig
     source: ClassVar[str] = ("Aave v3.3 LiquidationLogic.sol (aave-dao/aave-v3-origin@v3.3.0); Compound v2 "
                              "Comptroller.sol@a3214f6 (mechanisms.md 1.2-1.5, 2.1)")
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         cfg = self.config

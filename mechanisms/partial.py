@@ -111,6 +111,7 @@ class Partial(MechanismBase):
     Config: ClassVar[type] = PartialConfig
     source: ClassVar[str] = ("Euler v1 Liquidation.sol@002be59d; Morpho Blue Morpho.sol/ConstantsLib.sol; "
                              "Warmuz et al. 2022 (mechanisms.md 5.1, 5.3)")
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         cfg = self.config
