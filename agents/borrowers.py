@@ -22,6 +22,7 @@ import mesa
 import numpy as np
 import numpy.typing as npt
 
+from cascadelab.health_floor import HealthFloor
 from cascadelab.spec import BehaviourConfig
 from mechanisms.base import BORROWER, Fills
 
@@ -42,6 +43,8 @@ class BorrowerCohort(mesa.Agent):
         self.positions = positions
         self.behaviour = behaviour
         self.below_since = np.full(positions.size, -1, dtype=np.int64)
+        # proves, while prices drift, that no position is below the trigger (then react has nothing to do)
+        self.floor = HealthFloor(model.book, np.unique(model.book.protocol[positions]))
         px0 = model.market_px_ext()
         self.budget = behaviour.budget_frac * model.book.collateral_value(px0, positions)
 
@@ -53,7 +56,11 @@ class BorrowerCohort(mesa.Agent):
         m = self.model
         book, t = m.book, m.t
         pos = self.positions
+        if self.floor.holds(m.oracle_px, b.trigger_health):  # nobody below the trigger: what the full pass finds
+            self.below_since.fill(-1)
+            return
         hf = book.health_of(pos, m.oracle_px)
+        self.floor.reset(hf, m.oracle_px)
         below = (hf < b.trigger_health) & (book.debt[pos] > 0) & ~book.locked[pos]  # not while in an auction
         self.below_since[~below] = -1
         self.below_since[below & (self.below_since < 0)] = t

@@ -229,6 +229,8 @@ class Liquidator(mesa.Agent):
 
     def sell(self) -> None:
         """Sell everything received this step on the venues, protocol by protocol."""
+        if not self.books.receipts:
+            return  # nothing received: inventory is as the last sale left it
         m = self.model
         for r in self.books.receipts:
             qty = r.received.sum(axis=0)

@@ -200,6 +200,9 @@ class Recorder:
         self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
         self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
         self._fills: list[dict[str, np.ndarray]] = []
+        self._totals_version = -1  # book.version of the debt and collateral totals per protocol below
+        self._debt_total: list[np.float64] = []
+        self._collateral_total: list[FloatArray] = []
         self._sales: list[dict[str, np.ndarray]] = []
         self.n_fills = 0
 
@@ -277,15 +280,20 @@ class Recorder:
         mkt = m.market_px_ext()
         self.market[t] = mkt[:-1]
         self.oracle[t] = m.oracle_px[:, :-1]
-        self.oracle_step[t] = [o.obs_step for o in m.oracles]
-        self.shadow[t] = m.shadow_oracle_px()[:, :-1]
+        for p, (o, shadow) in enumerate(zip(m.oracles, m.shadow_oracles, strict=True)):
+            self.oracle_step[t, p] = o.obs_step
+            self.shadow[t, p] = shadow.price
         self.gas[t] = m.gas.gwei
         for a, v in enumerate(m.venues):
             self.z[t, a] = v.z
             self.parts[t, a] = v.parts
-        for p, s in enumerate(book.slices):
-            self.debt_usd[t, p] = book.debt[s].sum() * mkt[book.debt_asset[p]]
-            self.collateral_usd[t, p] = book.collateral[s].sum(axis=0) @ mkt[:-1]
+        if self._totals_version != book.version:  # positions change only through book.apply
+            self._debt_total = [book.debt[s].sum() for s in book.slices]
+            self._collateral_total = [book.collateral[s].sum(axis=0) for s in book.slices]
+            self._totals_version = book.version
+        for p, (debt, coll) in enumerate(zip(self._debt_total, self._collateral_total, strict=True)):
+            self.debt_usd[t, p] = debt * mkt[book.debt_asset[p]]
+            self.collateral_usd[t, p] = coll @ mkt[:-1]
         for b in getattr(m, "backstops", []):
             pool, p = b.pool, b.protocol
             to_usd = 1.0 if b.config.variant == "comet" else mkt[book.debt_asset[p]]

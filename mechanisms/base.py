@@ -218,6 +218,7 @@ class MechanismBase:
         self.since = np.zeros(0, dtype=np.int64)
         self._first_seen = np.zeros(0, dtype=np.int64)  # step a position became liquidatable, -1 if healthy
         self._started = np.zeros(0, dtype=np.int64)  # the positions holding a step in _first_seen
+        self._offer_inputs: tuple[int, IntArray, IntArray, FloatArray] | None = None  # see same_offer_inputs
 
     def start(self, unhealthy: IntArray, t: int) -> None:
         """Remember which positions are liquidatable now and since when (vectorised, O(changed)).
@@ -252,6 +253,21 @@ class MechanismBase:
         (``QUIET_WITHOUT_LIQUIDATABLE``) are idle when it is empty.  ``end_step`` is always called.
         """
         return self.QUIET_WITHOUT_LIQUIDATABLE and self.liquidatable.size == 0
+
+    def same_offer_inputs(self, book: PositionBook, oracle_px: FloatArray) -> bool:
+        """True if the liquidatable set, its start steps, the book and the oracle prices are those of the last call.
+
+        For mechanisms whose offers are a function of exactly these (fixed bonus, partial),
+        the offers built then are still the offers now: positions change only through
+        ``book.apply`` (which bumps ``book.version``).  Remembers the inputs for the next call.
+        """
+        last = self._offer_inputs
+        same = (last is not None and last[0] == book.version and np.array_equal(last[1], self.liquidatable)
+                and np.array_equal(last[2], self.since) and np.array_equal(last[3], oracle_px))
+        if not same:
+            self._offer_inputs = (book.version, self.liquidatable.copy(), self.since.copy(),
+                                  np.array(oracle_px, dtype=np.float64))
+        return same
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """No end-of-step work by default."""

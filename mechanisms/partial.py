@@ -114,6 +114,8 @@ class Partial(MechanismBase):
     QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
+        if self.same_offer_inputs(book, oracle_px):
+            return self._offers  # nothing they depend on changed since they were built
         cfg = self.config
         keep = book.debt[self.liquidatable] > 0
         pos, since = self.liquidatable[keep], self.since[keep]
