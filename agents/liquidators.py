@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 SIZE_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1 / 32, 1 / 64])
 """Clip sizes a keeper considers, as fractions of what an offer allows."""
@@ -135,6 +136,25 @@ class Liquidator(mesa.Agent):
         return (pay.ravel()[best], recv.reshape(-1, recv.shape[2])[best], cost.ravel()[best],
                 profit.ravel()[best])
 
+    def may_pay_off(self, protocol: int, offers: Offers, idx: IntArray, remaining: FloatArray) -> BoolArray:
+        """Which offers in ``idx`` some clip of could meet the profit rule (the others need no evaluation).
+
+        Any clip of offer i pays s * remaining_i (0 < s <= 1) and earns at most
+        s * remaining_i * (receive_per_pay_i . net price - debt price) - gas (``model.trade_bounds``),
+        and every strategy asks at least ``min_profit_usd``.  An offer whose bound stays below
+        that by more than the rounding slack is never taken, so dropping it leaves the
+        evaluation of the others, the ranking and the bids exactly as they were.
+        """
+        if idx.size == 0:
+            return np.zeros(0, dtype=bool)
+        net, debt_px, slack = self.model.trade_bounds(protocol)
+        rem = remaining[idx]
+        value = rem * (offers.receive_per_pay[idx] @ net)
+        owed = rem * debt_px
+        gas = self.model.gas.cost_usd(self.config.gas_units)
+        best = np.maximum(value - owed, 0.0) - gas
+        return ~(best + 1e-6 * (value + owed + gas) + slack < self.config.min_profit_usd)  # NaN or inf: keep
+
     def bid(self, protocol: int, offers: Offers, remaining: FloatArray, t: int,
             ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
         """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
@@ -156,6 +176,7 @@ class Liquidator(mesa.Agent):
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
                                  & (remaining > 0))
+            idx = idx[self.may_pay_off(protocol, offers, idx, remaining)]
         else:
             live = ranked[(remaining[ranked] > offers.min_pay[ranked]) & (remaining[ranked] > 0)]
             idx = live[: 2 * slots + 16]

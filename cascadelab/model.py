@@ -323,6 +323,23 @@ class CascadeModel(mesa.Model):
                 total += v.quote_sell(units[..., a], f[a], z)
         return total
 
+    def trade_bounds(self, p: int) -> tuple[FloatArray, float, float]:
+        """Bounds on what trading now can give a keeper of protocol p, whatever the size.
+
+        Returns (per asset: the most USD one unit sold can fetch = the venue's current price net
+        of its fee, since every venue's proceeds are concave in size and planned sales only
+        lower them; the least USD one unit of p's debt asset can cost = its market price, since
+        purchases are convex; an absolute USD slack above the rounding of :meth:`quote_sales` and
+        :meth:`quote_debt_cost`, whose differences of large quotes can lose ~1e-16 of the venue's scale).
+        """
+        px = self.market_px_ext()
+        net = np.array([px[a] * (1.0 - v.fee) for a, v in enumerate(self.venues)])
+        da = self.book.debt_asset[p]
+        scale = sum(v.config.depth_usd for v in self.venues) + float(self.planned @ px[:-1])
+        if da < self.n_assets:
+            scale += self.planned_debt[da] * px[da]
+        return net, float(px[da]), 1e-9 * scale
+
     def quote_debt_cost(self, p: int, pay: FloatArray) -> FloatArray:
         """USD cost of acquiring ``pay`` units of protocol p's debt asset after the purchases already planned."""
         da = self.book.debt_asset[p]
