@@ -61,7 +61,7 @@ the same for every source plus ``fundamental``; each column sums to B's liquidat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +76,9 @@ MAX_PARENTS = 10
 
 MATERIAL = 1e-9
 """Contributions below this fraction of a child's total are ignored when listing parents."""
+
+LIQUIDATION = 0
+"""Code of a liquidation fill in the fill log's ``kind`` column (``record.KINDS``)."""
 
 FUNDAMENTAL = "fundamental"
 """Cause of a fill that was liquidatable at the fundamental price (generation 0)."""
@@ -144,16 +147,20 @@ class CascadeResult:
         return self.graph.frame()
 
 
-def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> CascadeResult:
+Columns = Mapping[str, np.ndarray]
+"""A log as one array per column (``Recorder.fill_columns``: ``kind`` and ``protocol`` as integer codes)."""
+
+
+def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult:
     """Generations, causes, graph and contagion of one run (see the module docstring)."""
     P, A = len(inp.protocols), len(inp.assets)
     n_src = 2 * P + 2  # liq, delev, noise, fundamental
-    n = len(fills)
-    fill_id = fills["fill_id"].to_numpy()
+    fill_id = np.asarray(fills["fill_id"])
+    n = fill_id.size
     if n and not np.array_equal(fill_id, np.arange(n)):
         raise ValueError("fill ids must be 0..n-1 in log order")
-    protocol = _codes(fills["protocol"], inp.protocols)
-    liq = (fills["kind"] == "liquidation").to_numpy()
+    protocol = np.asarray(fills["protocol"]).astype(np.int64)
+    liq = np.asarray(fills["kind"]) == LIQUIDATION
     generation = np.full(n, -1, dtype=np.int64)
     shares = np.zeros((n, n_src))
     req_obs = np.zeros((n, A), dtype=np.int64)
@@ -162,10 +169,10 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
 
     idx = np.flatnonzero(liq)
     anchor = _anchors(fills, idx)
-    sale_fill = sales["fill_id"].to_numpy()
-    sale_step = sales["step"].to_numpy()
-    sale_asset = sales["asset"].to_numpy()
-    sale_dz = sales["dz"].to_numpy()
+    sale_fill = np.asarray(sales["fill_id"])
+    sale_step = np.asarray(sales["step"])
+    sale_asset = np.asarray(sales["asset"])
+    sale_dz = np.asarray(sales["dz"])
     sale_proto = protocol[sale_fill] if n else np.zeros(0, dtype=np.int64)
     sale_order = np.argsort(sale_step, kind="stable")
     sale_bounds = np.searchsorted(sale_step[sale_order], np.arange(inp.parts.shape[0] + 1))
@@ -177,13 +184,13 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
     gcap = 8
     C = np.zeros((ring, A, P, gcap))  # liq contributions by (asset, protocol, generation) at observation
     acc = np.zeros((A, P, gcap))  # sales of the previous step by generation
-    steps = fills["step"].to_numpy()
+    steps = np.asarray(fills["step"])
     order = idx[np.argsort(steps[idx], kind="stable")]
     bounds = np.searchsorted(steps[order], np.arange(T + 2))
 
-    hf_oracle = fills["hf_oracle"].to_numpy()
-    state = _FillState(coll=np.stack([fills[f"collateral_{a}_before"].to_numpy() for a in inp.assets], axis=1),
-                       debt=fills["debt_before"].to_numpy(), protocol=protocol)
+    hf_oracle = np.asarray(fills["hf_oracle"])
+    state = _FillState(coll=np.stack([np.asarray(fills[f"collateral_{a}_before"]) for a in inp.assets], axis=1),
+                       debt=np.asarray(fills["debt_before"]), protocol=protocol)
     for s in range(1, T + 1):
         C[s % ring] = (C[(s - 1) % ring] + acc) * inp.decay[s][:, None, None]
         batch = order[bounds[s]: bounds[s + 1]]
@@ -206,9 +213,9 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
             np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
                       sale_dz[rows])
 
-    graph = CascadeGraph(inp.source_names, inp.decay, generation, shares, req_obs, req_scale, req_long, protocol,
+    graph = CascadeGraph(inp.source_names, inp.decay.copy(), generation, shares, req_obs, req_scale, req_long, protocol,
                          sale_fill, sale_step, sale_asset, sale_dz, sale_proto)
-    seized = fills["seized_usd"].to_numpy()
+    seized = np.asarray(fills["seized_usd"])
     names = inp.source_names
     causes = {src: {p: float((seized * shares[:, j])[liq & (protocol == q)].sum()) for q, p in enumerate(inp.protocols)}
               for j, src in enumerate(names)}
@@ -227,19 +234,13 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
 # ---------------------------------------------------------------------------- helpers
 
 
-def _codes(col: pd.Series, names: Sequence[str]) -> IntArray:
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.codes.to_numpy().astype(np.int64)
-    return col.to_numpy().astype(np.int64)
-
-
-def _anchors(fills: pd.DataFrame, idx: IntArray) -> IntArray:
+def _anchors(fills: Columns, idx: IntArray) -> IntArray:
     """For each liquidation fill: the latest fill (itself included) of its position taken at oracle health < 1."""
-    anchor = np.full(len(fills), -1, dtype=np.int64)
+    anchor = np.full(np.asarray(fills["fill_id"]).size, -1, dtype=np.int64)
     if idx.size == 0:
         return anchor
-    sub = pd.DataFrame({"pos": fills["position"].to_numpy()[idx],
-                        "a": np.where(fills["hf_oracle"].to_numpy()[idx] < 1.0, idx, -1).astype(float)})
+    sub = pd.DataFrame({"pos": np.asarray(fills["position"])[idx],
+                        "a": np.where(np.asarray(fills["hf_oracle"])[idx] < 1.0, idx, -1).astype(float)})
     sub.loc[sub["a"] < 0, "a"] = np.nan
     anchor[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
     return anchor
@@ -420,7 +421,7 @@ def _top_per_group(asset: IntArray, step: IntArray, gen: IntArray, dz: FloatArra
     return order[(rank < MAX_PARENTS) & (dz[order] < 0)]
 
 
-def _cascade_only(inp: CascadeInputs, fills: pd.DataFrame, protocol: IntArray, liq: npt.NDArray[np.bool_],
+def _cascade_only(inp: CascadeInputs, fills: Columns, protocol: IntArray, liq: npt.NDArray[np.bool_],
                   chunk: int = 2048) -> npt.NDArray[np.bool_]:
     """Liquidations of positions that would never have been liquidatable at the fundamental within the horizon.
 
@@ -428,16 +429,16 @@ def _cascade_only(inp: CascadeInputs, fills: pd.DataFrame, protocol: IntArray, l
     the shadow oracle (the protocol's oracle fed the fundamental) is evaluated at every step
     0..T, and the fill counts when that health never falls below 1.
     """
-    out = np.zeros(len(fills), dtype=bool)
+    out = np.zeros(liq.size, dtype=bool)
     idx = np.flatnonzero(liq)
     if idx.size == 0:
         return out
     A = len(inp.assets)
-    pos = fills["position"].to_numpy()[idx]
+    pos = np.asarray(fills["position"])[idx]
     first = pd.Series(idx).groupby(pos).transform("min").to_numpy()  # first liquidation fill of each position
     uniq = np.unique(first)
-    coll = np.stack([fills[f"collateral_{a}_before"].to_numpy()[uniq] for a in inp.assets], axis=1)
-    debt = fills["debt_before"].to_numpy()[uniq]
+    coll = np.stack([np.asarray(fills[f"collateral_{a}_before"])[uniq] for a in inp.assets], axis=1)
+    debt = np.asarray(fills["debt_before"])[uniq]
     p = protocol[uniq]
     never = np.zeros(uniq.size, dtype=bool)
     lowest = inp.shadow_px.min(axis=0)  # (P, A)
