@@ -23,7 +23,7 @@ from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
 from agents.noise_traders import NoiseTrader
 from cascadelab.book import PositionBook, build_book
-from cascadelab.health_floor import HealthFloor
+from cascadelab.health_band import HealthBand
 from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
 from cascadelab.record import Recorder
 from cascadelab.rng import Streams, streams
@@ -113,7 +113,8 @@ class CascadeModel(mesa.Model):
             for i, p in enumerate(self.protocol_names)
         ]
         self.recorder = Recorder(self)
-        self.health_floors = [HealthFloor(self.book, [p]) for p in range(self.n_protocols)]
+        self.health_bands = [HealthBand(self.book, [p], 1.0) for p in range(self.n_protocols)]
+        self._unhealthy: list[IntArray] = [NOBODY_LIQUIDATABLE] * self.n_protocols  # found at the last evaluation
 
         # agents
         self.borrowers = [
@@ -124,6 +125,7 @@ class CascadeModel(mesa.Model):
             Liquidator(self, i, cfg)
             for i, cfg in enumerate(cfg for _, cfg in spec.liquidators.all_groups() for _ in range(cfg.count))
         ]
+        self._keeper_latency = [k.config.latency_steps for k in self.keepers]
         self.arbitrageurs = [
             Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
         ]
@@ -226,25 +228,27 @@ class CascadeModel(mesa.Model):
         self.recorder.collect(t)
 
     def _liquidatable(self, t: int) -> list[IntArray]:
-        """Positions of each protocol with health < 1 at its oracle; records how many.
+        """Positions of each protocol with health < 1 at its oracle (read-only arrays); records how many.
 
-        Health is evaluated only when a protocol's :class:`HealthFloor` (kept from the last
-        evaluation) cannot prove that nobody fell below 1: same answer, without the
-        O(positions) pass in steps where prices drift and nobody is near the threshold.
+        Health is evaluated only when a protocol's :class:`HealthBand` (kept from the last
+        evaluation) cannot prove that the positions below 1 are still the same: same answer,
+        without the O(positions) pass in steps where prices drift and nobody crosses 1.
         """
         px = self.oracle_px
-        if all(f.holds(px, 1.0) for f in self.health_floors):
-            return [NOBODY_LIQUIDATABLE] * self.n_protocols
-        hf = self.book.health(px)
-        out = []
-        for p, s in enumerate(self.book.slices):
-            self.health_floors[p].reset(hf[s], px)
-            out.append(np.flatnonzero(hf[s] < 1.0) + s.start)
-        self.recorder.unhealthy_step(t, [u.size for u in out])
-        return out
+        if not all(band.unchanged(px) for band in self.health_bands):
+            hf = self.book.health(px)
+            self._unhealthy = []
+            for band, s in zip(self.health_bands, self.book.slices, strict=True):
+                unhealthy = np.flatnonzero(band.reset(hf[s], px)) + s.start
+                unhealthy.flags.writeable = False
+                self._unhealthy.append(unhealthy)
+        if any(u.size for u in self._unhealthy):
+            self.recorder.unhealthy_step(t, [u.size for u in self._unhealthy])
+        return self._unhealthy
 
     def _keeper_order(self) -> list[Liquidator]:
-        keys = [(k.config.latency_steps, self.random.random()) for k in self.keepers]
+        draw = self.random.random
+        keys = [(latency, draw()) for latency in self._keeper_latency]
         return [self.keepers[i] for i in sorted(range(len(self.keepers)), key=keys.__getitem__)]
 
     def _liquidation_round(self, keepers: list[Liquidator], t: int) -> bool:

@@ -88,13 +88,16 @@ class Bids:
 
     @classmethod
     def empty(cls) -> Bids:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+        """No bids (one shared instance: arrays of size 0 hold nothing to change)."""
+        return _NO_BIDS
 
     @classmethod
     def concat(cls, parts: list[Bids]) -> Bids:
         parts = [b for b in parts if b.size]
         if not parts:
             return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
         return cls(*(np.concatenate([getattr(b, f.name) for b in parts]) for f in fields(cls)))
 
 
@@ -174,6 +177,7 @@ class Fills:
 
 
 _EMPTY_FILLS: dict[int, Fills] = {}
+_NO_BIDS = Bids(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 class LiquidationMechanism(Protocol):

@@ -138,6 +138,8 @@ class FixedBonus(MechanismBase):
         return self._offers
 
     def settle(self, book: PositionBook, bids: Bids, t: int) -> Fills:
+        if bids.size == 0:
+            return Fills.empty(self.n_assets)
         if np.isfinite(self._cap).any():  # Aave's leftover rule: cut bids that would leave dust
             bids = replace(bids, pay=effective_pay(self._offers, bids, self._cap))
         fills = fill_in_order(book, self._offers, bids)
