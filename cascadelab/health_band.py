@@ -56,10 +56,9 @@ class HealthBand:
         now); returns ``health < level``."""
         below = health < self.level
         self.below = below
-        above = health[~below]  # NaN lands here and voids the proof
         px0 = {(q, c): float(oracle_px[q, c]) for q, cols, d in self._terms for c in (*cols, d)}
-        lowest = float(above.min(initial=math.inf))
-        highest = float(health[below].max(initial=-math.inf))
+        lowest = float(np.min(health, where=~below, initial=math.inf))  # NaN is not below: it voids the proof
+        highest = float(np.max(health, where=below, initial=-math.inf))
         if math.isnan(lowest) or not all(0.0 < v < math.inf for v in px0.values()):
             self._version = -1
             return below
