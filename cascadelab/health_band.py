@@ -24,6 +24,7 @@ import numpy.typing as npt
 from cascadelab.book import PositionBook
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 MARGIN = 1e-9
@@ -46,26 +47,39 @@ class HealthBand:
         self._px0: dict[tuple[int, int], float] = {}
         self.below: BoolArray = np.zeros(0, dtype=bool)
         """health < level at the last evaluation (``reset``), aligned with the group's positions."""
+        self.below_idx: IntArray = np.zeros(0, dtype=np.int64)
+        """The same as indices."""
 
     @property
     def anyone_below(self) -> bool:
         return self._highest_below > -math.inf
 
-    def reset(self, health: FloatArray, oracle_px: FloatArray) -> BoolArray:
-        """Remember an exact evaluation (``health`` of the group at ``oracle_px`` (P, A+1), book as it is
-        now); returns ``health < level``."""
+    def reset(self, health: FloatArray, oracle_px: FloatArray) -> IntArray:
+        """Remember an exact evaluation (``health`` of the group at ``oracle_px`` (P, A+1), book as it is now).
+
+        Returns the group's positions below the level (indices into ``health``); ``below`` is
+        the same as a mask.  ``health`` is briefly written to (the entries below the level are
+        set aside for the minimum of the others) and restored before returning.
+        """
         below = health < self.level
-        self.below = below
+        idx = np.flatnonzero(below)
+        self.below, self.below_idx = below, idx
         px0 = {(q, c): float(oracle_px[q, c]) for q, cols, d in self._terms for c in (*cols, d)}
-        lowest = float(np.min(health, where=~below, initial=math.inf))  # NaN is not below: it voids the proof
-        highest = float(np.max(health, where=below, initial=-math.inf))
+        if idx.size:
+            kept = health[idx]
+            highest = float(kept.max())
+            health[idx] = math.inf
+            lowest = float(health.min(initial=math.inf))  # NaN is not below the level: it voids the proof
+            health[idx] = kept
+        else:
+            highest, lowest = -math.inf, float(health.min(initial=math.inf))
         if math.isnan(lowest) or not all(0.0 < v < math.inf for v in px0.values()):
             self._version = -1
-            return below
+            return idx
         self._px0 = px0
         self._lowest_above, self._highest_below = lowest, highest
         self._version = self.book.version
-        return below
+        return idx
 
     def unchanged(self, oracle_px: FloatArray) -> bool:
         """True if the positions below the level at ``oracle_px`` are provably those of the last evaluation."""

@@ -239,7 +239,7 @@ class CascadeModel(mesa.Model):
             hf = self.book.health(px)
             self._unhealthy = []
             for band, s in zip(self.health_bands, self.book.slices, strict=True):
-                unhealthy = np.flatnonzero(band.reset(hf[s], px)) + s.start
+                unhealthy = band.reset(hf[s], px) + s.start
                 unhealthy.flags.writeable = False
                 self._unhealthy.append(unhealthy)
         if any(u.size for u in self._unhealthy):

@@ -51,9 +51,12 @@ def test_health_band_only_vouches_for_an_unchanged_set(case: tuple[PositionBook,
     """Whenever the band says 'unchanged', a fresh health pass at the new prices finds the same positions below."""
     book, px0, px1 = case
     band = HealthBand(book, range(book.lt.shape[0]), level)
-    before = band.reset(book.health(px0), px0)
+    hf0 = book.health(px0)
+    below = band.reset(hf0, px0)
+    assert np.array_equal(below, np.flatnonzero(hf0 < level)) and np.array_equal(band.below, hf0 < level)
+    assert np.array_equal(hf0, book.health(px0))  # restored after reset
     if band.unchanged(px1):
-        assert np.array_equal(book.health(px1) < level, before)
+        assert np.array_equal(np.flatnonzero(book.health(px1) < level), below)
 
 
 def test_health_band_proves_small_moves_and_forgets_after_a_fill() -> None:
@@ -62,7 +65,7 @@ def test_health_band_proves_small_moves_and_forgets_after_a_fill() -> None:
     book = PositionBook.of(np.array([[10.0], [10.0]]), np.array([16_000.0, 4_000.0]), np.array([0.8]))
     px0, px1 = np.array([[1000.0, 1.0]]), np.array([[1010.0, 1.0]])
     band = HealthBand(book, [0], 1.0)
-    assert band.reset(book.health(px0), px0).tolist() == [True, False]
+    assert band.reset(book.health(px0), px0).tolist() == [0]
     assert band.unchanged(px1) and band.anyone_below
     assert not band.unchanged(np.array([[2100.0, 1.0]]))  # position 0 reaches health 1.05
     book.apply(Fills.make(np.array([1]), 0, 1, repaid=1.0))
