@@ -370,13 +370,18 @@ def _edges(g: CascadeGraph) -> pd.DataFrame:
         ci_all, a_all = np.nonzero((req_scale[children] > 0) & req_long[children])
         s_all = req_obs[children[ci_all], a_all]
         g_all = generation[children[ci_all]] - 1
-        key = np.stack([a_all, s_all, g_all], axis=1)
-        groups, inverse = np.unique(key, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
+        # groups by (asset, step, generation) in lexicographic order: one integer key per row
+        n_gen = int(g_all.max(initial=0)) + 1
+        keys, inverse = np.unique((a_all * (T + 2) + s_all) * n_gen + g_all, return_inverse=True)
+        groups = np.stack([keys // n_gen // (T + 2), keys // n_gen % (T + 2), keys % n_gen], axis=1)
         by_group = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[by_group], np.arange(len(groups) + 1))
+        rising = [np.ascontiguousarray(-logd[:, a]) for a in range(logd.shape[1])]  # -logd is non-decreasing
+        horizon = np.log(1e12)
+        kept_at: list[tuple[np.ndarray, np.ndarray]] = []
+        kept_w: list[np.ndarray] = []
         for j, (a, s, g) in enumerate(groups):
-            lo_step = np.searchsorted(-logd[:, a], -logd[s, a] - np.log(1e12), side="left")
+            lo_step = np.searchsorted(rising[a], -logd[s, a] - horizon, side="left")
             rows = np.arange(first_row[a * (T + 2) + lo_step], first_row[a * (T + 2) + s])
             cand = rows[kg[rows] <= g]
             if cand.size == 0:
@@ -388,14 +393,18 @@ def _edges(g: CascadeGraph) -> pd.DataFrame:
             best = best[np.argsort(-harm[best], kind="stable")]
             crit = np.flatnonzero(kg[top] == g)  # the critical generation must stay in the graph
             if crit.size and not (kg[top[best]] == g).any():
-                best = np.r_[best[: MAX_PARENTS - 1], crit[np.argmax(harm[crit])]]
+                best = np.concatenate((best[: MAX_PARENTS - 1], crit[np.argmax(harm[crit])][None]))
             chosen = top[best]
             ci = ci_all[by_group[bounds[j]: bounds[j + 1]]]
             w = req_scale[children[ci], a][:, None] * harm[best][None, :]  # (m, K)
             k = chosen.size
             parts.append((np.tile(kf[chosen], ci.size), np.repeat(children[ci], k), w.ravel(),
                           np.tile(kp[chosen], ci.size), np.tile(kg[chosen], ci.size)))
-            np.add.at(kept, (np.repeat(ci, k), np.tile(kp[chosen], ci.size)), w.ravel())
+            kept_at.append((np.repeat(ci, k), parts[-1][3]))
+            kept_w.append(parts[-1][2])
+        if kept_at:  # one add.at over all groups, in group order: the same additions in the same order
+            np.add.at(kept, (np.concatenate([r for r, _ in kept_at]), np.concatenate([c for _, c in kept_at])),
+                      np.concatenate(kept_w))
     resid = shares[children] - kept
     ri, rs = np.nonzero(resid > 1e-12)
     parts.append((np.full(ri.size, -1), children[ri], resid[ri, rs], rs, np.full(ri.size, -1)))
