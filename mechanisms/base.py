@@ -236,6 +236,9 @@ class MechanismBase:
             self.liquidatable = unhealthy
             self.since = _NO_STEPS
             return
+        if np.array_equal(unhealthy, self._started):  # the same positions as last time: the same start steps
+            self.liquidatable = unhealthy
+            return
         first = self._first_seen
         need = int(unhealthy.max()) + 1 if unhealthy.size else 0
         if need > first.size:
