@@ -430,8 +430,12 @@ class CascadeModel(mesa.Model):
 
     def apply_borrower_fills(self, fills: Fills) -> None:
         """Borrower actions go through the same mutator and log as liquidations."""
-        for p in np.unique(self.book.protocol[fills.position]):
-            rows = self.book.protocol[fills.position] == p
+        protocol = self.book.protocol[fills.position]
+        if protocol.size and (protocol == protocol[0]).all():  # one protocol (a cohort's usual case): as they are
+            self._apply_fills(int(protocol[0]), fills)
+            return
+        for p in np.unique(protocol):
+            rows = protocol == p
             self._apply_fills(int(p), Fills(*(getattr(fills, f)[rows] for f in Fills.__dataclass_fields__)))
 
     # ------------------------------------------------------------------ running
