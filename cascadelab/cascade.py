@@ -239,10 +239,16 @@ def _anchors(fills: Columns, idx: IntArray) -> IntArray:
     anchor = np.full(np.asarray(fills["fill_id"]).size, -1, dtype=np.int64)
     if idx.size == 0:
         return anchor
-    sub = pd.DataFrame({"pos": np.asarray(fills["position"])[idx],
-                        "a": np.where(np.asarray(fills["hf_oracle"])[idx] < 1.0, idx, -1).astype(float)})
-    sub.loc[sub["a"] < 0, "a"] = np.nan
-    anchor[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
+    pos = np.asarray(fills["position"])[idx]
+    below = np.asarray(fills["hf_oracle"])[idx] < 1.0
+    order = np.argsort(pos, kind="stable")  # by position, fills in log order within each
+    n = order.size
+    rank = np.arange(n)
+    last_below = np.maximum.accumulate(np.where(below[order], rank, -1))  # latest fill below 1 so far
+    new_position = np.ones(n, dtype=bool)
+    new_position[1:] = pos[order][1:] != pos[order][:-1]
+    group_start = np.maximum.accumulate(np.where(new_position, rank, 0))
+    anchor[idx[order]] = np.where(last_below >= group_start, idx[order][np.maximum(last_below, 0)], -1)
     return anchor
 
 
@@ -444,7 +450,8 @@ def _cascade_only(inp: CascadeInputs, fills: Columns, protocol: IntArray, liq: n
         return out
     A = len(inp.assets)
     pos = np.asarray(fills["position"])[idx]
-    first = pd.Series(idx).groupby(pos).transform("min").to_numpy()  # first liquidation fill of each position
+    positions, first_at = np.unique(pos, return_index=True)  # idx ascends: a position's first occurrence is its first fill
+    first = idx[first_at][np.searchsorted(positions, pos)]  # first liquidation fill of each fill's position
     uniq = np.unique(first)
     coll = np.stack([np.asarray(fills[f"collateral_{a}_before"])[uniq] for a in inp.assets], axis=1)
     debt = np.asarray(fills["debt_before"])[uniq]

@@ -170,3 +170,22 @@ def test_frames_are_built_on_first_read_and_survive_pickling() -> None:
         assert getattr(back, name).equals(getattr(r, name)), name
     again = cascadelab.RunResult(**back.__dict__)
     assert again.fills.equals(r.fills) and len(r.fills) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 6), st.floats(0.5, 1.5), st.booleans()), max_size=40))
+def test_anchors_match_a_grouped_forward_fill(rows: list[tuple[int, float, bool]]) -> None:
+    """cascade._anchors (numpy) equals pandas' groupby-ffill of 'latest fill below 1' per position."""
+    import pandas as pd
+
+    from cascadelab.cascade import _anchors
+
+    pos = np.array([r[0] for r in rows], dtype=np.int64)
+    hf = np.array([r[1] for r in rows])
+    idx = np.flatnonzero(np.array([r[2] for r in rows], dtype=bool))
+    got = _anchors({"fill_id": np.arange(len(rows)), "position": pos, "hf_oracle": hf}, idx)
+    want = np.full(len(rows), -1, dtype=np.int64)
+    if idx.size:
+        sub = pd.DataFrame({"pos": pos[idx], "a": np.where(hf[idx] < 1.0, idx, np.nan)})
+        want[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
+    assert np.array_equal(got, want)
