@@ -267,6 +267,13 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _section(title: str, header: str, rows: list[str]) -> list[str]:
+    """A markdown table under a title (nothing when there are no rows); the first column left-aligned."""
+    if not rows:
+        return []
+    return ["", title, "", header, "|---" + "|---:" * (header.count("|") - 2) + "|", *rows]
+
+
 def format_tables(results: dict[str, Any]) -> str:
     lines = ["## cascadelab vs the obvious Mesa model (same scenario, same rules)", "",
              "| scenario | positions | steps | cascadelab s | reference s | ratio | liquidations (cl / ref) "
@@ -292,20 +299,15 @@ def format_tables(results: dict[str, Any]) -> str:
               "| scenario | us per step | Python calls per step |", "|---|---:|---:|"]
     for r in results["overhead"]:
         lines.append(f"| {r['scenario']} | {r['us_per_step']:.0f} | {r['calls_per_step']:.0f} |")
-    if results.get("sweep"):
-        lines += ["", f"## Sweep projection: one {SWEEP_POSITIONS:,}-position run, {SWEEP_RUNS:,} of them on 2 cores", "",
-                  "| scenario | steps | wall s | CPU s | 10,240 runs, 2 cores (perfect) | (at 90% efficiency) |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for r in results["sweep"]:
-            lines.append(f"| {r['scenario']} | {r['steps']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} "
-                         f"| {r['projected_minutes_2_cores']:.1f} min | {r['projected_minutes_2_cores_90pct']:.1f} min |")
-    if results.get("replicates"):
-        lines += ["", f"## Replicate batch potential ({REPLICATES} replicates of {SWEEP_POSITIONS:,} positions)", "",
-                  "| scenario | one by one CPU s | one run of R x n positions CPU s | potential speed-up |",
-                  "|---|---:|---:|---:|"]
-        for r in results["replicates"]:
-            lines.append(f"| {r['scenario']} | {r['one_by_one_cpu_s']:.2f} | {r['one_larger_run_cpu_s']:.2f} "
-                         f"| {r['potential_speedup']:.1f}x |")
+    lines += _section(f"## Sweep projection: one {SWEEP_POSITIONS:,}-position run, {SWEEP_RUNS:,} of them on 2 cores",
+                      "| scenario | steps | wall s | CPU s | 10,240 runs, 2 cores (perfect) | (at 90% efficiency) |",
+                      [f"| {r['scenario']} | {r['steps']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} "
+                       f"| {r['projected_minutes_2_cores']:.1f} min | {r['projected_minutes_2_cores_90pct']:.1f} min |"
+                       for r in results.get("sweep", [])])
+    lines += _section(f"## Replicate batch potential ({REPLICATES} replicates of {SWEEP_POSITIONS:,} positions)",
+                      "| scenario | one by one CPU s | one run of R x n positions CPU s | potential speed-up |",
+                      [f"| {r['scenario']} | {r['one_by_one_cpu_s']:.2f} | {r['one_larger_run_cpu_s']:.2f} "
+                       f"| {r['potential_speedup']:.1f}x |" for r in results.get("replicates", [])])
     m = results["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, "
               f"Mesa {m['mesa']}, commit {m['commit']}, {m['date']}."]
