@@ -114,6 +114,7 @@ class Liquidator(mesa.Agent):
         self.inventory = np.zeros(model.n_assets)
         self.books = KeeperBooks()
         self.fills_this_step = 0
+        self.window_was_empty = False  # the last bid evaluated a window of the ranked list and none paid off
 
     # ----------------------------------------------------------------- step 6: decide and bid
 
@@ -169,10 +170,11 @@ class Liquidator(mesa.Agent):
         """
         cfg = self.config
         m = self.model
+        self.window_was_empty = False
         capital = self.free_capital()
         if offers.size == 0 or not self.can_transact() or capital <= 0:
             return Bids.empty(), NO_OFFERS
-        slots = max(cfg.max_fills_per_step - self.fills_this_step, 0)
+        slots = self.slots()
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
                                  & (remaining > 0))
@@ -184,6 +186,7 @@ class Liquidator(mesa.Agent):
             return Bids.empty(), NO_OFFERS if ranked is None else ranked
         pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
         ok = np.flatnonzero(profit >= self.rule(cfg, cost))
+        self.window_was_empty = ranked is not None and ok.size == 0  # independent of this keeper's capital
         keys = -profit[ok] / np.maximum(cost[ok], 1e-12)
         if ranked is None:
             # only the head of the ranking is ever read: this keeper takes <= its slots, and each later
@@ -214,6 +217,10 @@ class Liquidator(mesa.Agent):
 
     def new_step(self) -> None:
         self.fills_this_step = 0
+
+    def slots(self) -> int:
+        """Transactions this keeper may still send this step."""
+        return max(self.config.max_fills_per_step - self.fills_this_step, 0)
 
     def can_transact(self) -> bool:
         """Whether this keeper can get a transaction included at the current gas price."""

@@ -267,15 +267,24 @@ class CascadeModel(mesa.Model):
             else:
                 remaining = offers.max_pay.copy()
                 shared: dict[int, IntArray] = {}  # offers found profitable, per keeper configuration
+                # (configuration, free slots) whose window held nothing profitable since the last bid: an
+                # identical keeper would evaluate the same window at the same planned sales and find nothing
+                exhausted: set[tuple[int, int]] = set()
                 parts = []
                 for k in keepers:
                     known = shared.get(id(k.config))
                     if known is not None and known.size == 0:
                         continue  # an identical keeper found nothing profitable; neither will this one
+                    if (id(k.config), k.slots()) in exhausted:
+                        continue
                     b, profitable = k.bid(p, offers, remaining, t, known)
                     shared.setdefault(id(k.config), profitable)
                     parts.append(b)
                     self._plan_debt_purchase(p, b.pay)
+                    if b.size:
+                        exhausted.clear()  # remaining and planned sales moved
+                    elif k.window_was_empty:
+                        exhausted.add((id(k.config), k.slots()))
                 bids = Bids.concat(parts)
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)

@@ -107,9 +107,10 @@ def test_every_strategy_asks_at_least_min_profit(min_profit: float, margin: floa
 
 @pytest.mark.parametrize("overrides", [
     {},
+    {"venues.ETH.depth_usd": 4e6},
     {"venues.ETH.kind": "transient_impact", "venues.ETH.depth_usd": 3e7, "noise.ETH.volume_usd": 2e5,
      "liquidators.strategy": "margin", "liquidators.margin": 0.01, "liquidators.min_profit_usd": 5.0},
-], ids=["constant_product", "transient_margin"])
+], ids=["constant_product", "thin_pool", "transient_margin"])
 def test_offers_the_keepers_skip_are_never_profitable(monkeypatch: pytest.MonkeyPatch, overrides: dict) -> None:
     """Every offer may_pay_off drops fails the keeper's own profit rule at every clip size (evaluated anyway)."""
     real = Liquidator.may_pay_off
@@ -189,3 +190,30 @@ def test_anchors_match_a_grouped_forward_fill(rows: list[tuple[int, float, bool]
         sub = pd.DataFrame({"pos": pos[idx], "a": np.where(hf[idx] < 1.0, idx, np.nan)})
         want[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
     assert np.array_equal(got, want)
+
+
+
+@pytest.mark.parametrize("capital", [2e6, 4e4], ids=["rich", "capital_bound"])
+def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float) -> None:
+    """The model skips keepers of the same configuration and free slots once one found nothing profitable in its
+    window (until someone bids): each of them, asked anyway at that moment, bids nothing either."""
+    real = Liquidator.bid
+    checked = []
+
+    def asking_the_others(self: Liquidator, protocol: int, offers, remaining: np.ndarray, t: int,
+                          ranked: np.ndarray | None = None) -> tuple:
+        out = real(self, protocol, offers, remaining, t, ranked)
+        if self.window_was_empty:
+            for other in self.model.keepers:
+                if other is not self and other.config is self.config and other.slots() == self.slots():
+                    bids, _ = real(other, protocol, offers, remaining.copy(), t, ranked)
+                    assert bids.size == 0
+                    checked.append(1)
+            self.window_was_empty = True  # what the model reads next
+        return out
+
+    monkeypatch.setattr(Liquidator, "bid", asking_the_others)
+    cascadelab.run(None, overrides={"run.steps": 400, "populations.a_passive.count": 400,
+                                    "populations.a_active.count": 200, "populations.b_passive.count": 400,
+                                    "venues.ETH.depth_usd": 4e6, "liquidators.capital_usd": capital})
+    assert len(checked) > 100
