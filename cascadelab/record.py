@@ -242,6 +242,7 @@ class Recorder:
         ids = np.arange(self.n_fills, self.n_fills + fills.size, dtype=np.int64)
         self.n_fills += fills.size
         seized_usd = fills.seized @ mkt[: m.n_assets]
+        coll = book.collateral[pos]  # before the fills
         chunk = {
             "fill_id": ids,
             "step": np.full(fills.size, t, dtype=np.int64),
@@ -260,17 +261,17 @@ class Recorder:
             "incentive": fills.incentive,
             "incentive_usd": fills.incentive * debt_px,
             "debt_before": book.debt[pos].copy(),
-            "collateral_usd_before": book.collateral[pos] @ mkt[: m.n_assets],
+            "collateral_usd_before": coll @ mkt[: m.n_assets],
             "hf_oracle": book.health_of(pos, m.oracle_px),
             "hf_fundamental": book.health_of(pos, m.shadow_oracle_px()),
             "hf_market": book.health_of(pos, mkt_px),
-            "asset": np.argmax(book.collateral[pos] * mkt[: m.n_assets], axis=1),
+            "asset": np.argmax(coll * mkt[: m.n_assets], axis=1),
         }
         for a, name in enumerate(m.asset_names):
             chunk[f"seized_{name}"] = fills.seized[:, a]
             chunk[f"seized_usd_{name}"] = fills.seized[:, a] * mkt[a]
             chunk[f"to_protocol_{name}"] = fills.to_protocol[:, a]
-            chunk[f"collateral_{name}_before"] = book.collateral[pos, a].copy()
+            chunk[f"collateral_{name}_before"] = coll[:, a].copy()
         self._fills.append(chunk)
         liq = kind == 0
         self.liquidated_usd[t, p] += seized_usd[liq].sum()
