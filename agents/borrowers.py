@@ -22,6 +22,7 @@ import mesa
 import numpy as np
 import numpy.typing as npt
 
+from cascadelab.health_band import HealthBand
 from cascadelab.spec import BehaviourConfig
 from mechanisms.base import BORROWER, Fills
 
@@ -42,6 +43,8 @@ class BorrowerCohort(mesa.Agent):
         self.positions = positions
         self.behaviour = behaviour
         self.below_since = np.full(positions.size, -1, dtype=np.int64)
+        # proves, while prices drift, which positions are below the trigger without evaluating their health
+        self.band = HealthBand(model.book, np.unique(model.book.protocol[positions]), behaviour.trigger_health)
         px0 = model.market_px_ext()
         self.budget = behaviour.budget_frac * model.book.collateral_value(px0, positions)
 
@@ -53,8 +56,12 @@ class BorrowerCohort(mesa.Agent):
         m = self.model
         book, t = m.book, m.t
         pos = self.positions
-        hf = book.health_of(pos, m.oracle_px)
-        below = (hf < b.trigger_health) & (book.debt[pos] > 0) & ~book.locked[pos]  # not while in an auction
+        if not self.band.unchanged(m.oracle_px):
+            self.band.reset(book.health_of(pos, m.oracle_px), m.oracle_px)
+        elif not self.band.anyone_below:  # nobody below the trigger: what the full pass would find
+            self.below_since.fill(-1)
+            return
+        below = self.band.below & (book.debt[pos] > 0) & ~book.locked[pos]  # hf < trigger, not while in an auction
         self.below_since[~below] = -1
         self.below_since[below & (self.below_since < 0)] = t
         ready = below & (t - self.below_since >= b.latency_steps)

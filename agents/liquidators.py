@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 SIZE_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1 / 32, 1 / 64])
 """Clip sizes a keeper considers, as fractions of what an offer allows."""
@@ -120,6 +121,7 @@ class Liquidator(mesa.Agent):
         self.inventory = np.zeros(model.n_assets)
         self.books = KeeperBooks()
         self.fills_this_step = 0
+        self.window_was_empty = False  # the last bid evaluated a window of the ranked list and none paid off
 
     # ----------------------------------------------------------------- step 6: decide and bid
 
@@ -142,6 +144,25 @@ class Liquidator(mesa.Agent):
         return (pay.ravel()[best], recv.reshape(-1, recv.shape[2])[best], cost.ravel()[best],
                 profit.ravel()[best])
 
+    def may_pay_off(self, protocol: int, offers: Offers, idx: IntArray, remaining: FloatArray) -> BoolArray:
+        """Which offers in ``idx`` some clip of could meet the profit rule (the others need no evaluation).
+
+        Any clip of offer i pays s * remaining_i (0 < s <= 1) and earns at most
+        s * remaining_i * (receive_per_pay_i . net price - debt price) - gas (``model.trade_bounds``),
+        and every strategy asks at least ``min_profit_usd``.  An offer whose bound stays below
+        that by more than the rounding slack is never taken, so dropping it leaves the
+        evaluation of the others, the ranking and the bids exactly as they were.
+        """
+        if idx.size == 0:
+            return np.zeros(0, dtype=bool)
+        net, debt_px, slack = self.model.trade_bounds(protocol)
+        rem = remaining[idx]
+        value = rem * (offers.receive_per_pay[idx] @ net)
+        owed = rem * debt_px
+        gas = self.model.gas.cost_usd(self.config.gas_units)
+        best = np.maximum(value - owed, 0.0) - gas
+        return ~(best + 1e-6 * (value + owed + gas) + slack < self.config.min_profit_usd)  # NaN or inf: keep
+
     def bid(self, protocol: int, offers: Offers, remaining: FloatArray, t: int,
             ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
         """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
@@ -156,13 +177,15 @@ class Liquidator(mesa.Agent):
         """
         cfg = self.config
         m = self.model
+        self.window_was_empty = False
         capital = self.free_capital()
         if offers.size == 0 or not self.can_transact() or capital <= 0:
             return Bids.empty(), NO_OFFERS
-        slots = max(cfg.max_fills_per_step - self.fills_this_step, 0)
+        slots = self.slots()
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
                                  & (remaining > 0))
+            idx = idx[self.may_pay_off(protocol, offers, idx, remaining)]
         else:
             live = ranked[(remaining[ranked] > offers.min_pay[ranked]) & (remaining[ranked] > 0)]
             idx = live[: 2 * slots + 16]
@@ -170,6 +193,7 @@ class Liquidator(mesa.Agent):
             return Bids.empty(), NO_OFFERS if ranked is None else ranked
         pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
         ok = np.flatnonzero(profit >= self.rule(cfg, cost))
+        self.window_was_empty = ranked is not None and ok.size == 0  # independent of this keeper's capital
         keys = -profit[ok] / np.maximum(cost[ok], 1e-12)
         if ranked is None:
             # only the head of the ranking is ever read: this keeper takes <= its slots, and each later
@@ -200,6 +224,10 @@ class Liquidator(mesa.Agent):
 
     def new_step(self) -> None:
         self.fills_this_step = 0
+
+    def slots(self) -> int:
+        """Transactions this keeper may still send this step."""
+        return max(self.config.max_fills_per_step - self.fills_this_step, 0)
 
     def can_transact(self) -> bool:
         """Whether this keeper can get a transaction included at the current gas price."""
@@ -236,6 +264,8 @@ class Liquidator(mesa.Agent):
 
     def sell(self) -> None:
         """Sell everything received this step on the venues, protocol by protocol."""
+        if not self.books.receipts:
+            return  # nothing received: inventory is as the last sale left it
         m = self.model
         for r in self.books.receipts:
             qty = r.received.sum(axis=0)

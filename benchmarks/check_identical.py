@@ -4,8 +4,8 @@
     python benchmarks/check_identical.py --save FILE      # ... and store them
     python benchmarks/check_identical.py --compare FILE   # exit 1 if any hash differs from FILE
 
-A hash covers the metrics (exact float bits), per-protocol and per-asset metrics, and
-every row and column of the fills, sales and timeseries frames (exact bits), so it
+A hash covers the metrics (exact float bits), per-protocol and per-asset metrics, contagion and causes, and
+every row and column of the fills, sales, timeseries and cascade-graph frames (exact bits), so it
 changes if any number the run produces changes in its last bit.  Run it before and after
 an engine change: equal hashes mean the change is behaviour-preserving on these scenarios.
 """
@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's engine, not an installed copy
 
 from reference_mesa import reference_spec  # noqa: E402
+
+SCENARIOS = HERE.parent / "experiments" / "scenarios"
 
 import cascadelab  # noqa: E402
 
@@ -50,7 +52,34 @@ def scenarios() -> dict[str, tuple[Any, dict[str, Any]]]:
             "populations.b_passive.behaviour.action": "repay"}),
         "reference_2k": (reference_spec(2000, 1440), {}),
         "two_assets_two_protocols_2k": (two_asset_spec(), {}),
+        # event paths a quiet-step shortcut must respect: English and Dutch auctions (running auctions are
+        # stepped), scripted gas spikes, keeper latency, reactive top-ups, a lagged deviation oracle
+        "black_thursday_english": (SCENARIOS / "black_thursday.toml", {}),
+        "black_thursday_dutch_latency": (SCENARIOS / "black_thursday_dutch.toml", {
+            "liquidators.latency_steps": 3}),
+        "backstop_twap_noise_twap_oracle_2k": (backstop_spec(), {}),
+        "contagion_sqrt": (SCENARIOS / "contagion.toml", {}),
+        "eth_steth_depeg": (SCENARIOS / "eth_steth_depeg.toml", {}),
+        "debt_market_inelastic": (SCENARIOS / "debt_market_inelastic.toml", {}),
     }
+
+
+def backstop_spec() -> dict[str, Any]:
+    """Liquity pool selling what it holds by twap with depositors leaving under stress, a twap oracle, noise,
+    a gas spike that prices keepers out, keeper latency, reactive repaying borrowers."""
+    raw, _ = _scaled_default(2000, 720)
+    raw["protocols"]["lender_b"]["mechanism"] = {"kind": "backstop_pool", "sell": "twap", "sell_fraction": 0.1,
+                                                 "deposit_share": 0.3, "depositors": 5, "withdraw_drop": 0.3,
+                                                 "withdraw_prob": 0.02}
+    raw["protocols"]["lender_a"]["oracle"] = {"kind": "twap", "window_steps": 15, "lag_steps": 1}
+    raw["noise"] = {"ETH": {"volume_usd": 3e5}}
+    raw["gas"] = {"path": [[0, 20.0], [200, 20.0], [260, 900.0], [320, 20.0], [720, 20.0]], "max_gwei": 1000,
+                  "token": "ETH"}
+    raw["liquidators"]["latency_steps"] = 2
+    raw["liquidators"]["max_gas_gwei"] = 500
+    raw["populations"]["b_passive"]["behaviour"] = {"kind": "reactive", "action": "repay", "trigger_health": 1.1,
+                                                    "target_health": 1.4, "probability": 0.02, "latency_steps": 3}
+    return raw
 
 
 def two_asset_spec() -> dict[str, Any]:
@@ -69,14 +98,15 @@ def two_asset_spec() -> dict[str, Any]:
 
 
 def fingerprint(result: cascadelab.RunResult) -> str:
-    """SHA-256 over the exact bits of a run's metrics and frames."""
+    """SHA-256 over the exact bits of a run's metrics, cascade matrices and frames."""
     h = hashlib.sha256()
-    numbers = {"metrics": result.metrics, "per_protocol": result.per_protocol, "per_asset": result.per_asset}
+    numbers = {"metrics": result.metrics, "per_protocol": result.per_protocol, "per_asset": result.per_asset,
+               "contagion": result.contagion, "causes": result.causes}
     h.update(json.dumps(numbers, sort_keys=True, default=float.hex,
                         allow_nan=True).encode())
     for key in sorted(numbers):
         h.update(repr(_hex(numbers[key])).encode())
-    for name in ("fills", "sales", "timeseries"):
+    for name in ("fills", "sales", "timeseries", "cascade"):
         frame: pd.DataFrame = getattr(result, name)
         h.update(name.encode())
         h.update(",".join(frame.columns).encode())

@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--out benchmarks/results.json] [--reference-budget SECONDS]
     python -m cascadelab bench [--quick] ...          (the same, from a checkout)
 
-Three tables, each measurement in a fresh Python process (so one measurement's memory
+Five tables, each measurement in a fresh Python process (so one measurement's memory
 and allocator state never leak into the next; peak memory is that process's max RSS):
 
 1. **Against the reference.** ``reference_mesa.py`` (one Mesa agent per borrower, keepers
@@ -19,11 +19,18 @@ and allocator state never leak into the next; peak memory is that process's max 
    positions: wall time, steps/s, microseconds per position-step, peak memory.
 3. **Fixed per-step overhead.** The default and reference scenarios at 10 positions:
    microseconds and Python function calls (cProfile) per step.
+4. **Sweep projection.** One 1,000-position, 1,440-step run of each scenario (best CPU
+   time) and what 10,240 of them (a Sobol study, 8 parameters, N = 1024, no second order)
+   take on 2 cores, at perfect and at 90% parallel efficiency.
+5. **Replicate batch potential** (full mode): 32 runs of 1,000 positions one by one versus
+   one run of 32,000 positions, the cost of a step vectorised over a replicate axis
+   (``replicate_potential``).
 
-Times are the best of ``--repeat`` runs (cascadelab: ``cascadelab.run``, spec to metrics,
-fills and timeseries frames; the reference: building its agents and running them), one
-run for the reference above 10,000 positions and for cascadelab above 10,000.  Timings
-compare within one run of this script only.  Results go to ``--out`` with machine info.
+Times are the best of ``--repeat`` runs (cascadelab: ``cascadelab.run``, spec to metrics;
+the frames and the cascade graph of its RunResult are built when first read, which a
+sweep never does; the reference: building its agents and running them), one run for the
+reference above 10,000 positions and for cascadelab above 10,000.  Timings compare
+within one run of this script only.  Results go to ``--out`` with machine info.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ STEPS = 1440
 REFERENCE_SIZES = (1_000, 10_000, 100_000)
 SCALING_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 TINY = 10
+SWEEP_POSITIONS = 1_000
+SWEEP_RUNS = 10_240  # Sobol, 8 parameters, N = 1024, no second order: N * (8 + 2)
+REPLICATES = 32
 
 
 # ----------------------------------------------------------------------------- one measurement (worker)
@@ -95,11 +105,13 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
                 "primitive_calls_per_step": stats.prim_calls / task["steps"], "metrics": metrics}
     else:
         cascadelab.run(spec, overrides={"run.steps": 2})  # imports and first-call costs out of the timing
-        seconds = float("inf")
+        seconds = cpu = float("inf")
         for _ in range(task.get("repeat", 1)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             metrics = cascadelab.run(spec).metrics
-            seconds = min(seconds, time.perf_counter() - t0)
+            seconds, cpu = min(seconds, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+        return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "rss_before_mb": rss_before,
+                "peak_rss_mb": _peak_rss_mb()}
     return {"seconds": seconds, "metrics": metrics, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -190,6 +202,43 @@ def overhead(steps: int, repeat: int, log: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def sweep_projection(steps: int, repeat: int, log: Any) -> list[dict[str, Any]]:
+    """One 1,000-position run per scenario, and what a 10,240-run Sobol study of it costs on 2 cores."""
+    rows = []
+    for scenario in ("reference", "default"):
+        r = in_subprocess({"engine": "cascadelab", "scenario": scenario, "positions": SWEEP_POSITIONS,
+                           "steps": steps, "repeat": repeat})
+        row = {"scenario": scenario, "positions": SWEEP_POSITIONS, "steps": steps, "seconds": r["seconds"],
+               "cpu_seconds": r["cpu_seconds"], "runs": SWEEP_RUNS,
+               "projected_minutes_2_cores": SWEEP_RUNS * r["cpu_seconds"] / 2 / 60,
+               "projected_minutes_2_cores_90pct": SWEEP_RUNS * r["cpu_seconds"] / (2 * 0.9) / 60}
+        rows.append(row)
+        log(row)
+    return rows
+
+
+def replicate_potential(steps: int, log: Any) -> list[dict[str, Any]]:
+    """What a replicate axis could gain: R runs of 1,000 positions one by one versus one run of R x 1,000.
+
+    A batched engine would run each step's vector operations over R x n rows with one set of
+    Python calls, which is what a single run of an R-times larger book does; so the larger
+    run's time is the batch's cost before the extra work of keeping replicates apart
+    (per-replicate venues, rng draws and keeper choices).
+    """
+    rows = []
+    for scenario in ("reference", "default"):
+        one = in_subprocess({"engine": "cascadelab", "scenario": scenario, "positions": SWEEP_POSITIONS,
+                             "steps": steps, "repeat": 2})
+        big = in_subprocess({"engine": "cascadelab", "scenario": scenario,
+                             "positions": REPLICATES * SWEEP_POSITIONS, "steps": steps})
+        row = {"scenario": scenario, "replicates": REPLICATES, "positions": SWEEP_POSITIONS, "steps": steps,
+               "one_by_one_cpu_s": REPLICATES * one["cpu_seconds"], "one_larger_run_cpu_s": big["cpu_seconds"],
+               "potential_speedup": REPLICATES * one["cpu_seconds"] / big["cpu_seconds"]}
+        rows.append(row)
+        log(row)
+    return rows
+
+
 # ----------------------------------------------------------------------------- reporting
 
 
@@ -218,6 +267,13 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _section(title: str, header: str, rows: list[str]) -> list[str]:
+    """A markdown table under a title (nothing when there are no rows); the first column left-aligned."""
+    if not rows:
+        return []
+    return ["", title, "", header, "|---" + "|---:" * (header.count("|") - 2) + "|", *rows]
+
+
 def format_tables(results: dict[str, Any]) -> str:
     lines = ["## cascadelab vs the obvious Mesa model (same scenario, same rules)", "",
              "| scenario | positions | steps | cascadelab s | reference s | ratio | liquidations (cl / ref) "
@@ -243,6 +299,15 @@ def format_tables(results: dict[str, Any]) -> str:
               "| scenario | us per step | Python calls per step |", "|---|---:|---:|"]
     for r in results["overhead"]:
         lines.append(f"| {r['scenario']} | {r['us_per_step']:.0f} | {r['calls_per_step']:.0f} |")
+    lines += _section(f"## Sweep projection: one {SWEEP_POSITIONS:,}-position run, {SWEEP_RUNS:,} of them on 2 cores",
+                      "| scenario | steps | wall s | CPU s | 10,240 runs, 2 cores (perfect) | (at 90% efficiency) |",
+                      [f"| {r['scenario']} | {r['steps']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} "
+                       f"| {r['projected_minutes_2_cores']:.1f} min | {r['projected_minutes_2_cores_90pct']:.1f} min |"
+                       for r in results.get("sweep", [])])
+    lines += _section(f"## Replicate batch potential ({REPLICATES} replicates of {SWEEP_POSITIONS:,} positions)",
+                      "| scenario | one by one CPU s | one run of R x n positions CPU s | potential speed-up |",
+                      [f"| {r['scenario']} | {r['one_by_one_cpu_s']:.2f} | {r['one_larger_run_cpu_s']:.2f} "
+                       f"| {r['potential_speedup']:.1f}x |" for r in results.get("replicates", [])])
     m = results["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, "
               f"Mesa {m['mesa']}, commit {m['commit']}, {m['date']}."]
@@ -279,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
                                  args.big_steps, log)
     print("per-step overhead ...", flush=True)
     results["overhead"] = overhead(STEPS, repeat, log)
+    print("sweep projection ...", flush=True)
+    results["sweep"] = sweep_projection(STEPS, repeat, log)
+    if not args.quick:
+        print("replicate batch potential ...", flush=True)
+        results["replicates"] = replicate_potential(STEPS, log)
     results["total_seconds"] = time.perf_counter() - t0
     results["table"] = format_tables(results)
     print()

@@ -61,7 +61,7 @@ the same for every source plus ``fundamental``; each column sums to B's liquidat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +76,9 @@ MAX_PARENTS = 10
 
 MATERIAL = 1e-9
 """Contributions below this fraction of a child's total are ignored when listing parents."""
+
+LIQUIDATION = 0
+"""Code of a liquidation fill in the fill log's ``kind`` column (``record.KINDS``)."""
 
 FUNDAMENTAL = "fundamental"
 """Cause of a fill that was liquidatable at the fundamental price (generation 0)."""
@@ -103,26 +106,61 @@ class CascadeInputs:
                 + ["noise", FUNDAMENTAL])
 
 
+@dataclass(frozen=True)
+class CascadeGraph:
+    """What the cascade graph is built from; :meth:`frame` builds it.
+
+    The metrics need only the generations and shares, so a run keeps this (a few arrays per
+    fill and sale) and builds the graph when ``RunResult.cascade`` is first read.
+    """
+
+    source_names: list[str]
+    decay: FloatArray  # (T+1, A)
+    generation: IntArray
+    shares: FloatArray
+    req_obs: IntArray
+    req_scale: FloatArray
+    req_long: npt.NDArray[np.bool_]
+    protocol: IntArray
+    sale_fill: IntArray
+    sale_step: IntArray
+    sale_asset: IntArray
+    sale_dz: FloatArray
+    sale_proto: IntArray
+
+    def frame(self) -> pd.DataFrame:
+        """The graph's (parent, child, weight, source, parent_generation) rows; see the module docstring."""
+        return _edges(self)
+
+
 @dataclass
 class CascadeResult:
-    """Per-fill columns (aligned with the fill log), the graph and the matrices."""
+    """Per-fill columns (aligned with the fill log), the graph (built on demand) and the matrices."""
 
     columns: dict[str, np.ndarray]
-    edges: pd.DataFrame
+    graph: CascadeGraph
     contagion: dict[str, dict[str, float]]
     causes: dict[str, dict[str, float]]
 
+    @property
+    def edges(self) -> pd.DataFrame:
+        return self.graph.frame()
 
-def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> CascadeResult:
+
+Columns = Mapping[str, np.ndarray]
+"""A log as one array per column (``Recorder.fill_columns``: ``kind`` and ``protocol`` as integer codes)."""
+
+
+def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult:
     """Generations, causes, graph and contagion of one run (see the module docstring)."""
     P, A = len(inp.protocols), len(inp.assets)
     n_src = 2 * P + 2  # liq, delev, noise, fundamental
-    n = len(fills)
-    fill_id = fills["fill_id"].to_numpy()
+    fill_id = np.asarray(fills["fill_id"])
+    n = fill_id.size
     if n and not np.array_equal(fill_id, np.arange(n)):
         raise ValueError("fill ids must be 0..n-1 in log order")
-    protocol = _codes(fills["protocol"], inp.protocols)
-    liq = (fills["kind"] == "liquidation").to_numpy()
+    protocol = np.asarray(fills["protocol"]).astype(np.int64)
+    liq = np.asarray(fills["kind"]) == LIQUIDATION
     generation = np.full(n, -1, dtype=np.int64)
     shares = np.zeros((n, n_src))
     req_obs = np.zeros((n, A), dtype=np.int64)
@@ -131,10 +169,10 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
 
     idx = np.flatnonzero(liq)
     anchor = _anchors(fills, idx)
-    sale_fill = sales["fill_id"].to_numpy()
-    sale_step = sales["step"].to_numpy()
-    sale_asset = sales["asset"].to_numpy()
-    sale_dz = sales["dz"].to_numpy()
+    sale_fill = np.asarray(sales["fill_id"])
+    sale_step = np.asarray(sales["step"])
+    sale_asset = np.asarray(sales["asset"])
+    sale_dz = np.asarray(sales["dz"])
     sale_proto = protocol[sale_fill] if n else np.zeros(0, dtype=np.int64)
     sale_order = np.argsort(sale_step, kind="stable")
     sale_bounds = np.searchsorted(sale_step[sale_order], np.arange(inp.parts.shape[0] + 1))
@@ -146,13 +184,13 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
     gcap = 8
     C = np.zeros((ring, A, P, gcap))  # liq contributions by (asset, protocol, generation) at observation
     acc = np.zeros((A, P, gcap))  # sales of the previous step by generation
-    steps = fills["step"].to_numpy()
+    steps = np.asarray(fills["step"])
     order = idx[np.argsort(steps[idx], kind="stable")]
     bounds = np.searchsorted(steps[order], np.arange(T + 2))
 
-    hf_oracle = fills["hf_oracle"].to_numpy()
-    state = _FillState(coll=np.stack([fills[f"collateral_{a}_before"].to_numpy() for a in inp.assets], axis=1),
-                       debt=fills["debt_before"].to_numpy(), protocol=protocol)
+    hf_oracle = np.asarray(fills["hf_oracle"])
+    state = _FillState(coll=np.stack([np.asarray(fills[f"collateral_{a}_before"]) for a in inp.assets], axis=1),
+                       debt=np.asarray(fills["debt_before"]), protocol=protocol)
     for s in range(1, T + 1):
         C[s % ring] = (C[(s - 1) % ring] + acc) * inp.decay[s][:, None, None]
         batch = order[bounds[s]: bounds[s + 1]]
@@ -175,9 +213,9 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
             np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
                       sale_dz[rows])
 
-    edges = _edges(inp, generation, shares, req_obs, req_scale, req_long, protocol,
-                   sale_fill, sale_step, sale_asset, sale_dz, sale_proto, n_src)
-    seized = fills["seized_usd"].to_numpy()
+    graph = CascadeGraph(inp.source_names, inp.decay.copy(), generation, shares, req_obs, req_scale, req_long, protocol,
+                         sale_fill, sale_step, sale_asset, sale_dz, sale_proto)
+    seized = np.asarray(fills["seized_usd"])
     names = inp.source_names
     causes = {src: {p: float((seized * shares[:, j])[liq & (protocol == q)].sum()) for q, p in enumerate(inp.protocols)}
               for j, src in enumerate(names)}
@@ -190,27 +228,27 @@ def analyse(inp: CascadeInputs, fills: pd.DataFrame, sales: pd.DataFrame) -> Cas
     }
     for j, src in enumerate(names):
         columns[f"share_{src}"] = shares[:, j]
-    return CascadeResult(columns=columns, edges=edges, contagion=contagion, causes=causes)
+    return CascadeResult(columns=columns, graph=graph, contagion=contagion, causes=causes)
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _codes(col: pd.Series, names: Sequence[str]) -> IntArray:
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.codes.to_numpy().astype(np.int64)
-    return col.to_numpy().astype(np.int64)
-
-
-def _anchors(fills: pd.DataFrame, idx: IntArray) -> IntArray:
+def _anchors(fills: Columns, idx: IntArray) -> IntArray:
     """For each liquidation fill: the latest fill (itself included) of its position taken at oracle health < 1."""
-    anchor = np.full(len(fills), -1, dtype=np.int64)
+    anchor = np.full(np.asarray(fills["fill_id"]).size, -1, dtype=np.int64)
     if idx.size == 0:
         return anchor
-    sub = pd.DataFrame({"pos": fills["position"].to_numpy()[idx],
-                        "a": np.where(fills["hf_oracle"].to_numpy()[idx] < 1.0, idx, -1).astype(float)})
-    sub.loc[sub["a"] < 0, "a"] = np.nan
-    anchor[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
+    pos = np.asarray(fills["position"])[idx]
+    below = np.asarray(fills["hf_oracle"])[idx] < 1.0
+    order = np.argsort(pos, kind="stable")  # by position, fills in log order within each
+    n = order.size
+    rank = np.arange(n)
+    last_below = np.maximum.accumulate(np.where(below[order], rank, -1))  # latest fill below 1 so far
+    new_position = np.ones(n, dtype=bool)
+    new_position[1:] = pos[order][1:] != pos[order][:-1]
+    group_start = np.maximum.accumulate(np.where(new_position, rank, 0))
+    anchor[idx[order]] = np.where(last_below >= group_start, idx[order][np.maximum(last_below, 0)], -1)
     return anchor
 
 
@@ -315,34 +353,41 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     shares[batch] = sh
 
 
-def _edges(inp: CascadeInputs, generation: IntArray, shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
-           req_long: npt.NDArray[np.bool_], protocol: IntArray, sale_fill: IntArray, sale_step: IntArray,
-           sale_asset: IntArray, sale_dz: FloatArray, sale_proto: IntArray, n_src: int) -> pd.DataFrame:
+def _edges(g: CascadeGraph) -> pd.DataFrame:
     """The cascade graph: (parent, child, weight, source, parent_generation) rows; see the module docstring."""
-    names = inp.source_names
+    names = g.source_names
+    n_src = len(names)
+    generation, shares, req_obs, req_scale, req_long = g.generation, g.shares, g.req_obs, g.req_scale, g.req_long
+    sale_fill, sale_step, sale_asset, sale_dz, sale_proto = g.sale_fill, g.sale_step, g.sale_asset, g.sale_dz, g.sale_proto
+    decay = g.decay
     children = np.flatnonzero((generation >= 1) & (shares[:, -1] < 1.0))
-    logd = np.cumsum(np.log(np.maximum(inp.decay, 1e-300)), axis=0)  # (T+1, A)
+    logd = np.cumsum(np.log(np.maximum(decay, 1e-300)), axis=0)  # (T+1, A)
     sale_gen = np.maximum(generation[sale_fill], 0) if sale_fill.size else np.zeros(0, dtype=np.int64)
     # only the MAX_PARENTS largest fills of each (asset, step, generation) can be a child's largest parents;
     # kept rows are sorted by (asset, step)
     keep = _top_per_group(sale_asset, sale_step, sale_gen, sale_dz)
     ka, ks, kg, kdz, kf, kp = (sale_asset[keep], sale_step[keep], sale_gen[keep], sale_dz[keep], sale_fill[keep],
                                sale_proto[keep])
-    T = inp.decay.shape[0] - 1
-    first_row = np.searchsorted(ka * (T + 2) + ks, np.arange(len(inp.assets) * (T + 2)))  # by (asset, step)
+    T = decay.shape[0] - 1
+    first_row = np.searchsorted(ka * (T + 2) + ks, np.arange(decay.shape[1] * (T + 2)))  # by (asset, step)
     parts: list[tuple[np.ndarray, ...]] = []
     kept = np.zeros((children.size, n_src))
     if children.size and keep.size:
         ci_all, a_all = np.nonzero((req_scale[children] > 0) & req_long[children])
         s_all = req_obs[children[ci_all], a_all]
         g_all = generation[children[ci_all]] - 1
-        key = np.stack([a_all, s_all, g_all], axis=1)
-        groups, inverse = np.unique(key, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
+        # groups by (asset, step, generation) in lexicographic order: one integer key per row
+        n_gen = int(g_all.max(initial=0)) + 1
+        keys, inverse = np.unique((a_all * (T + 2) + s_all) * n_gen + g_all, return_inverse=True)
+        groups = np.stack([keys // n_gen // (T + 2), keys // n_gen % (T + 2), keys % n_gen], axis=1)
         by_group = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[by_group], np.arange(len(groups) + 1))
+        rising = [np.ascontiguousarray(-logd[:, a]) for a in range(logd.shape[1])]  # -logd is non-decreasing
+        horizon = np.log(1e12)
+        kept_at: list[tuple[np.ndarray, np.ndarray]] = []
+        kept_w: list[np.ndarray] = []
         for j, (a, s, g) in enumerate(groups):
-            lo_step = np.searchsorted(-logd[:, a], -logd[s, a] - np.log(1e12), side="left")
+            lo_step = np.searchsorted(rising[a], -logd[s, a] - horizon, side="left")
             rows = np.arange(first_row[a * (T + 2) + lo_step], first_row[a * (T + 2) + s])
             cand = rows[kg[rows] <= g]
             if cand.size == 0:
@@ -354,14 +399,18 @@ def _edges(inp: CascadeInputs, generation: IntArray, shares: FloatArray, req_obs
             best = best[np.argsort(-harm[best], kind="stable")]
             crit = np.flatnonzero(kg[top] == g)  # the critical generation must stay in the graph
             if crit.size and not (kg[top[best]] == g).any():
-                best = np.r_[best[: MAX_PARENTS - 1], crit[np.argmax(harm[crit])]]
+                best = np.concatenate((best[: MAX_PARENTS - 1], crit[np.argmax(harm[crit])][None]))
             chosen = top[best]
             ci = ci_all[by_group[bounds[j]: bounds[j + 1]]]
             w = req_scale[children[ci], a][:, None] * harm[best][None, :]  # (m, K)
             k = chosen.size
             parts.append((np.tile(kf[chosen], ci.size), np.repeat(children[ci], k), w.ravel(),
                           np.tile(kp[chosen], ci.size), np.tile(kg[chosen], ci.size)))
-            np.add.at(kept, (np.repeat(ci, k), np.tile(kp[chosen], ci.size)), w.ravel())
+            kept_at.append((np.repeat(ci, k), parts[-1][3]))
+            kept_w.append(parts[-1][2])
+        if kept_at:  # one add.at over all groups, in group order: the same additions in the same order
+            np.add.at(kept, (np.concatenate([r for r, _ in kept_at]), np.concatenate([c for _, c in kept_at])),
+                      np.concatenate(kept_w))
     resid = shares[children] - kept
     ri, rs = np.nonzero(resid > 1e-12)
     parts.append((np.full(ri.size, -1), children[ri], resid[ri, rs], rs, np.full(ri.size, -1)))
@@ -387,7 +436,7 @@ def _top_per_group(asset: IntArray, step: IntArray, gen: IntArray, dz: FloatArra
     return order[(rank < MAX_PARENTS) & (dz[order] < 0)]
 
 
-def _cascade_only(inp: CascadeInputs, fills: pd.DataFrame, protocol: IntArray, liq: npt.NDArray[np.bool_],
+def _cascade_only(inp: CascadeInputs, fills: Columns, protocol: IntArray, liq: npt.NDArray[np.bool_],
                   chunk: int = 2048) -> npt.NDArray[np.bool_]:
     """Liquidations of positions that would never have been liquidatable at the fundamental within the horizon.
 
@@ -395,16 +444,17 @@ def _cascade_only(inp: CascadeInputs, fills: pd.DataFrame, protocol: IntArray, l
     the shadow oracle (the protocol's oracle fed the fundamental) is evaluated at every step
     0..T, and the fill counts when that health never falls below 1.
     """
-    out = np.zeros(len(fills), dtype=bool)
+    out = np.zeros(liq.size, dtype=bool)
     idx = np.flatnonzero(liq)
     if idx.size == 0:
         return out
     A = len(inp.assets)
-    pos = fills["position"].to_numpy()[idx]
-    first = pd.Series(idx).groupby(pos).transform("min").to_numpy()  # first liquidation fill of each position
+    pos = np.asarray(fills["position"])[idx]
+    positions, first_at = np.unique(pos, return_index=True)  # idx ascends: a position's first occurrence is its first fill
+    first = idx[first_at][np.searchsorted(positions, pos)]  # first liquidation fill of each fill's position
     uniq = np.unique(first)
-    coll = np.stack([fills[f"collateral_{a}_before"].to_numpy()[uniq] for a in inp.assets], axis=1)
-    debt = fills["debt_before"].to_numpy()[uniq]
+    coll = np.stack([np.asarray(fills[f"collateral_{a}_before"])[uniq] for a in inp.assets], axis=1)
+    debt = np.asarray(fills["debt_before"])[uniq]
     p = protocol[uniq]
     never = np.zeros(uniq.size, dtype=bool)
     lowest = inp.shadow_px.min(axis=0)  # (P, A)

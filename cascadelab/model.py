@@ -23,6 +23,7 @@ from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
 from agents.noise_traders import NoiseTrader
 from cascadelab.book import PositionBook, build_book
+from cascadelab.health_band import HealthBand
 from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
 from cascadelab.record import Recorder
 from cascadelab.rng import Streams, streams
@@ -33,6 +34,9 @@ from mechanisms.registry import make as make_mechanism
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+NOBODY_LIQUIDATABLE = np.zeros(0, dtype=np.int64)
+NOBODY_LIQUIDATABLE.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class CascadeModel(mesa.Model):
             for i, p in enumerate(self.protocol_names)
         ]
         self.recorder = Recorder(self)
+        self.health_bands = [HealthBand(self.book, [p], 1.0) for p in range(self.n_protocols)]
+        self._unhealthy: list[IntArray] = [NOBODY_LIQUIDATABLE] * self.n_protocols  # found at the last evaluation
 
         # agents
         self.borrowers = [
@@ -119,6 +125,7 @@ class CascadeModel(mesa.Model):
             Liquidator(self, i, cfg)
             for i, cfg in enumerate(cfg for _, cfg in spec.liquidators.all_groups() for _ in range(cfg.count))
         ]
+        self._keeper_latency = [k.config.latency_steps for k in self.keepers]
         self.arbitrageurs = [
             Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
         ]
@@ -158,14 +165,23 @@ class CascadeModel(mesa.Model):
 
     def market_px_ext(self) -> FloatArray:
         """Market prices with the USD numeraire (1.0) appended."""
-        return np.append(self.market_px(), 1.0)
+        f = self.fundamental[self.t]
+        px = np.empty(self.n_assets + 1)
+        for a, v in enumerate(self.venues):
+            px[a] = v.price(f[a])
+        px[-1] = 1.0
+        return px
 
     def shadow_oracle_px(self) -> FloatArray:
         """(P, A+1) prices each protocol's oracle would report if trades never moved the market."""
         return self._oracle_matrix(self.shadow_oracles)
 
     def _oracle_matrix(self, oracles: list[Oracle] | None = None) -> FloatArray:
-        return np.array([np.append(o.price, 1.0) for o in (self.oracles if oracles is None else oracles)])
+        px = np.empty((self.n_protocols, self.n_assets + 1))
+        px[:, -1] = 1.0
+        for p, o in enumerate(self.oracles if oracles is None else oracles):
+            px[p, :-1] = o.price
+        return px
 
     # ------------------------------------------------------------------ the step
 
@@ -189,20 +205,18 @@ class CascadeModel(mesa.Model):
         # 4. borrowers react
         self.borrower_set.shuffle_do("react")
         # 5. health of every position; each mechanism learns which are liquidatable
-        hf = self.book.health(self.oracle_px)
-        self.recorder.health_step(t, hf)
-        for p, mech in enumerate(self.mechanisms):
-            s = self.book.slices[p]
-            mech.start(np.flatnonzero(hf[s] < 1.0) + s.start, t)
+        for mech, unhealthy in zip(self.mechanisms, self._liquidatable(t), strict=True):
+            mech.start(unhealthy, t)
         # 6-7. offers, keepers bid (ordered by latency, ties broken by the seeded rng), settle, apply
         order = self._keeper_order()
         # sales planned this step (all rounds: they are sold in step 8) and per-step transaction limits
         self.planned[:] = 0.0
         for k in order:
             k.new_step()
-        for _ in range(self.spec.liquidators.rounds_per_step):
-            if not self._liquidation_round(order, t):
-                break
+        if not all(mech.idle() for mech in self.mechanisms):
+            for _ in range(self.spec.liquidators.rounds_per_step):
+                if not self._liquidation_round(order, t):
+                    break
         for p, mech in enumerate(self.mechanisms):
             self._apply_fills(p, mech.end_step(self.book, t))
         # 8. keepers sell seized collateral; backstops lose depositors and sell or hold what they hold
@@ -213,8 +227,28 @@ class CascadeModel(mesa.Model):
         # 9. record
         self.recorder.collect(t)
 
+    def _liquidatable(self, t: int) -> list[IntArray]:
+        """Positions of each protocol with health < 1 at its oracle (read-only arrays); records how many.
+
+        Health is evaluated only when a protocol's :class:`HealthBand` (kept from the last
+        evaluation) cannot prove that the positions below 1 are still the same: same answer,
+        without the O(positions) pass in steps where prices drift and nobody crosses 1.
+        """
+        px = self.oracle_px
+        if not all(band.unchanged(px) for band in self.health_bands):
+            hf = self.book.health(px)
+            self._unhealthy = []
+            for band, s in zip(self.health_bands, self.book.slices, strict=True):
+                unhealthy = band.reset(hf[s], px) + s.start
+                unhealthy.flags.writeable = False
+                self._unhealthy.append(unhealthy)
+        if any(u.size for u in self._unhealthy):
+            self.recorder.unhealthy_step(t, [u.size for u in self._unhealthy])
+        return self._unhealthy
+
     def _keeper_order(self) -> list[Liquidator]:
-        keys = [(k.config.latency_steps, self.random.random()) for k in self.keepers]
+        draw = self.random.random
+        keys = [(latency, draw()) for latency in self._keeper_latency]
         return [self.keepers[i] for i in sorted(range(len(self.keepers)), key=keys.__getitem__)]
 
     def _liquidation_round(self, keepers: list[Liquidator], t: int) -> bool:
@@ -223,6 +257,8 @@ class CascadeModel(mesa.Model):
         any_fill = False
         for p, mech in enumerate(self.mechanisms):
             mech.caller = caller
+            if mech.idle():
+                continue
             offers = mech.offers(self.book, self.oracle_px[p], t)
             if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
                 bids = english_bids(keepers, p, offers, t)
@@ -231,15 +267,24 @@ class CascadeModel(mesa.Model):
             else:
                 remaining = offers.max_pay.copy()
                 shared: dict[int, IntArray] = {}  # offers found profitable, per keeper configuration
+                # (configuration, free slots) whose window held nothing profitable since the last bid: an
+                # identical keeper would evaluate the same window at the same planned sales and find nothing
+                exhausted: set[tuple[int, int]] = set()
                 parts = []
                 for k in keepers:
                     known = shared.get(id(k.config))
                     if known is not None and known.size == 0:
                         continue  # an identical keeper found nothing profitable; neither will this one
+                    if (id(k.config), k.slots()) in exhausted:
+                        continue
                     b, profitable = k.bid(p, offers, remaining, t, known)
                     shared.setdefault(id(k.config), profitable)
                     parts.append(b)
                     self._plan_debt_purchase(p, b.pay)
+                    if b.size:
+                        exhausted.clear()  # remaining and planned sales moved
+                    elif k.window_was_empty:
+                        exhausted.add((id(k.config), k.slots()))
                 bids = Bids.concat(parts)
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)
@@ -290,6 +335,23 @@ class CascadeModel(mesa.Model):
             else:
                 total += v.quote_sell(units[..., a], f[a], z)
         return total
+
+    def trade_bounds(self, p: int) -> tuple[FloatArray, float, float]:
+        """Bounds on what trading now can give a keeper of protocol p, whatever the size.
+
+        Returns (per asset: the most USD one unit sold can fetch = the venue's current price net
+        of its fee, since every venue's proceeds are concave in size and planned sales only
+        lower them; the least USD one unit of p's debt asset can cost = its market price, since
+        purchases are convex; an absolute USD slack above the rounding of :meth:`quote_sales` and
+        :meth:`quote_debt_cost`, whose differences of large quotes can lose ~1e-16 of the venue's scale).
+        """
+        px = self.market_px_ext()
+        net = np.array([px[a] * (1.0 - v.fee) for a, v in enumerate(self.venues)])
+        da = self.book.debt_asset[p]
+        scale = sum(v.config.depth_usd for v in self.venues) + float(self.planned @ px[:-1])
+        if da < self.n_assets:
+            scale += self.planned_debt[da] * px[da]
+        return net, float(px[da]), 1e-9 * scale
 
     def quote_debt_cost(self, p: int, pay: FloatArray) -> FloatArray:
         """USD cost of acquiring ``pay`` units of protocol p's debt asset after the purchases already planned."""
@@ -377,8 +439,12 @@ class CascadeModel(mesa.Model):
 
     def apply_borrower_fills(self, fills: Fills) -> None:
         """Borrower actions go through the same mutator and log as liquidations."""
-        for p in np.unique(self.book.protocol[fills.position]):
-            rows = self.book.protocol[fills.position] == p
+        protocol = self.book.protocol[fills.position]
+        if protocol.size and (protocol == protocol[0]).all():  # one protocol (a cohort's usual case): as they are
+            self._apply_fills(int(protocol[0]), fills)
+            return
+        for p in np.unique(protocol):
+            rows = protocol == p
             self._apply_fills(int(p), Fills(*(getattr(fills, f)[rows] for f in Fills.__dataclass_fields__)))
 
     # ------------------------------------------------------------------ running

@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,15 +86,52 @@ def fill_kind(fills: Fills) -> IntArray:
     return kind
 
 
+class _BuiltOnRead:
+    """A dataclass field that may hold a builder (anything with ``frame()``): built and kept on first read.
+
+    ``RunResult``'s frames are such fields: the metrics are computed from arrays, so a run (or a
+    sweep of thousands) does not pay for DataFrames and the cascade graph unless someone reads them.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)  # no default value for the dataclass field
+        value = obj.__dict__[self.name]
+        if not isinstance(value, pd.DataFrame) and hasattr(value, "frame"):
+            value = obj.__dict__[self.name] = value.frame()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+@dataclass(frozen=True)
+class Table:
+    """A frame's columns, made into a DataFrame when first read (``frame``); integer codes in
+    ``categories`` columns become Categoricals."""
+
+    columns: dict[str, Any]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        cols = dict(self.columns)
+        for name, cats in self.categories.items():
+            cols[name] = pd.Categorical.from_codes(cols[name], categories=cats)
+        return pd.DataFrame(cols)
+
+
 @dataclass
 class RunResult:
     """Everything one run produced (DESIGN.md section 8)."""
 
     metrics: dict[str, float]
-    timeseries: pd.DataFrame
-    fills: pd.DataFrame
-    sales: pd.DataFrame
-    cascade: pd.DataFrame
+    timeseries: pd.DataFrame = _BuiltOnRead()  # type: ignore[assignment]  # frames are built when first read
+    fills: pd.DataFrame = _BuiltOnRead()  # type: ignore[assignment]
+    sales: pd.DataFrame = _BuiltOnRead()  # type: ignore[assignment]
+    cascade: pd.DataFrame = _BuiltOnRead()  # type: ignore[assignment]  # the cascade graph
     per_protocol: dict[str, dict[str, float]]
     per_asset: dict[str, dict[str, float]]
     spec: Spec
@@ -178,14 +217,17 @@ class Recorder:
         self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
         self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
         self._fills: list[dict[str, np.ndarray]] = []
+        self._totals_version = -1  # book.version of the debt and collateral totals per protocol below
+        self._debt_total: list[np.float64] = []
+        self._collateral_total: list[FloatArray] = []
         self._sales: list[dict[str, np.ndarray]] = []
         self.n_fills = 0
 
     # ---------------------------------------------------------------- during the run
 
-    def health_step(self, t: int, hf: FloatArray) -> None:
-        for p, s in enumerate(self.model.book.slices):
-            self.unhealthy[t, p] = int(np.count_nonzero(hf[s] < 1.0))
+    def unhealthy_step(self, t: int, counts: list[int]) -> None:
+        """Number of liquidatable positions per protocol at step t (0 unless recorded)."""
+        self.unhealthy[t] = counts
 
     def log_fills(self, p: int, fills: Fills) -> IntArray:
         """Log fills before they are applied (so health is as they were taken); returns their ids."""
@@ -200,6 +242,7 @@ class Recorder:
         ids = np.arange(self.n_fills, self.n_fills + fills.size, dtype=np.int64)
         self.n_fills += fills.size
         seized_usd = fills.seized @ mkt[: m.n_assets]
+        coll = book.collateral[pos]  # before the fills
         chunk = {
             "fill_id": ids,
             "step": np.full(fills.size, t, dtype=np.int64),
@@ -218,17 +261,17 @@ class Recorder:
             "incentive": fills.incentive,
             "incentive_usd": fills.incentive * debt_px,
             "debt_before": book.debt[pos].copy(),
-            "collateral_usd_before": book.collateral[pos] @ mkt[: m.n_assets],
+            "collateral_usd_before": coll @ mkt[: m.n_assets],
             "hf_oracle": book.health_of(pos, m.oracle_px),
             "hf_fundamental": book.health_of(pos, m.shadow_oracle_px()),
             "hf_market": book.health_of(pos, mkt_px),
-            "asset": np.argmax(book.collateral[pos] * mkt[: m.n_assets], axis=1),
+            "asset": np.argmax(coll * mkt[: m.n_assets], axis=1),
         }
         for a, name in enumerate(m.asset_names):
             chunk[f"seized_{name}"] = fills.seized[:, a]
             chunk[f"seized_usd_{name}"] = fills.seized[:, a] * mkt[a]
             chunk[f"to_protocol_{name}"] = fills.to_protocol[:, a]
-            chunk[f"collateral_{name}_before"] = book.collateral[pos, a].copy()
+            chunk[f"collateral_{name}_before"] = coll[:, a].copy()
         self._fills.append(chunk)
         liq = kind == 0
         self.liquidated_usd[t, p] += seized_usd[liq].sum()
@@ -255,15 +298,20 @@ class Recorder:
         mkt = m.market_px_ext()
         self.market[t] = mkt[:-1]
         self.oracle[t] = m.oracle_px[:, :-1]
-        self.oracle_step[t] = [o.obs_step for o in m.oracles]
-        self.shadow[t] = m.shadow_oracle_px()[:, :-1]
+        for p, (o, shadow) in enumerate(zip(m.oracles, m.shadow_oracles, strict=True)):
+            self.oracle_step[t, p] = o.obs_step
+            self.shadow[t, p] = shadow.price
         self.gas[t] = m.gas.gwei
         for a, v in enumerate(m.venues):
             self.z[t, a] = v.z
             self.parts[t, a] = v.parts
-        for p, s in enumerate(book.slices):
-            self.debt_usd[t, p] = book.debt[s].sum() * mkt[book.debt_asset[p]]
-            self.collateral_usd[t, p] = book.collateral[s].sum(axis=0) @ mkt[:-1]
+        if self._totals_version != book.version:  # positions change only through book.apply
+            self._debt_total = [book.debt[s].sum() for s in book.slices]
+            self._collateral_total = [book.collateral[s].sum(axis=0) for s in book.slices]
+            self._totals_version = book.version
+        for p, (debt, coll) in enumerate(zip(self._debt_total, self._collateral_total, strict=True)):
+            self.debt_usd[t, p] = debt * mkt[book.debt_asset[p]]
+            self.collateral_usd[t, p] = coll @ mkt[:-1]
         for b in getattr(m, "backstops", []):
             pool, p = b.pool, b.protocol
             to_usd = 1.0 if b.config.variant == "comet" else mkt[book.debt_asset[p]]
@@ -272,77 +320,79 @@ class Recorder:
 
     # ---------------------------------------------------------------- after the run
 
-    def fills_frame(self) -> pd.DataFrame:
+    def fill_columns(self) -> dict[str, np.ndarray]:
+        """The fill log as one array per column (``kind``, ``protocol``, ``asset`` as integer codes)."""
+        if self._fills:
+            return {k: np.concatenate([c[k] for c in self._fills]) for k in self._fills[0]}
         m = self.model
-        if not self._fills:
-            cols = ["fill_id", "step", "protocol", "position", "cohort", "taker", "kind", "asset"]
-            df = pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
-            for c in ("repaid", "paid", "written_off", "seized_usd", "repaid_usd", "paid_usd", "written_off_usd",
-                      "incentive", "incentive_usd", "debt_before", "collateral_usd_before", "hf_oracle", "hf_fundamental", "hf_market"):
-                df[c] = pd.Series(dtype="float64")
-            for name in m.asset_names:
-                df[f"seized_{name}"] = pd.Series(dtype="float64")
-                df[f"seized_usd_{name}"] = pd.Series(dtype="float64")
-                df[f"to_protocol_{name}"] = pd.Series(dtype="float64")
-                df[f"collateral_{name}_before"] = pd.Series(dtype="float64")
-        else:
-            df = pd.DataFrame({k: np.concatenate([c[k] for c in self._fills]) for k in self._fills[0]})
-        df["kind"] = pd.Categorical.from_codes(df["kind"].to_numpy(), categories=list(KINDS))
-        df["protocol"] = pd.Categorical.from_codes(df["protocol"].to_numpy(), categories=m.protocol_names)
-        df["asset"] = pd.Categorical.from_codes(df["asset"].to_numpy(), categories=m.asset_names)
-        df["induced"] = (df["kind"] == "liquidation") & (df["hf_fundamental"] >= 1.0)
-        return df
+        cols: dict[str, np.ndarray] = {c: np.zeros(0, dtype=np.int64) for c in (
+            "fill_id", "step", "protocol", "position", "cohort", "taker", "kind", "asset")}
+        for c in ("repaid", "paid", "written_off", "seized_usd", "repaid_usd", "paid_usd", "written_off_usd",
+                  "incentive", "incentive_usd", "debt_before", "collateral_usd_before", "hf_oracle", "hf_fundamental",
+                  "hf_market"):
+            cols[c] = np.zeros(0)
+        for name in m.asset_names:
+            for c in (f"seized_{name}", f"seized_usd_{name}", f"to_protocol_{name}", f"collateral_{name}_before"):
+                cols[c] = np.zeros(0)
+        return cols
 
-    def sales_frame(self) -> pd.DataFrame:
+    def sale_columns(self) -> dict[str, np.ndarray]:
+        """The sale log as one array per column."""
         if not self._sales:
-            return pd.DataFrame({"fill_id": pd.Series(dtype="int64"), "step": pd.Series(dtype="int64"),
-                                 "asset": pd.Series(dtype="int64"), "dz": pd.Series(dtype="float64"),
-                                 "proceeds_usd": pd.Series(dtype="float64")})
-        return pd.DataFrame({k: np.concatenate([c[k] for c in self._sales]) for k in self._sales[0]})
+            return {"fill_id": np.zeros(0, dtype=np.int64), "step": np.zeros(0, dtype=np.int64),
+                    "asset": np.zeros(0, dtype=np.int64), "dz": np.zeros(0), "proceeds_usd": np.zeros(0)}
+        return {k: np.concatenate([c[k] for c in self._sales]) for k in self._sales[0]}
 
-    def timeseries_frame(self) -> pd.DataFrame:
+    def timeseries_columns(self) -> dict[str, np.ndarray]:
+        """The per-step aggregates as one array per column (views of a snapshot: later steps do not show)."""
         m = self.model
         T = m.n_steps
+        snap = {name: getattr(self, name).copy() for name in (
+            "gas", "market", "z", "decay", "parts", "oracle", "oracle_step", "shadow", "unhealthy", "debt_usd",
+            "collateral_usd", "liquidated_usd", "repaid_usd", "written_off_usd", "fill_count", "pool_balance_usd",
+            "pool_collateral_usd")}
+        rec = SimpleNamespace(**snap)
         cols: dict[str, np.ndarray] = {
             "step": np.arange(T + 1),
             "time_s": np.arange(T + 1) * m.spec.run.dt_seconds,
-            "gas_gwei": self.gas,
+            "gas_gwei": rec.gas,
         }
         for a, name in enumerate(m.asset_names):
             cols[f"fundamental_{name}"] = m.fundamental[:, a]
-            cols[f"market_{name}"] = self.market[:, a]
-            cols[f"impact_{name}"] = 1.0 - self.market[:, a] / m.fundamental[:, a]
-            cols[f"z_{name}"] = self.z[:, a]
-            cols[f"decay_{name}"] = self.decay[:, a]
+            cols[f"market_{name}"] = rec.market[:, a]
+            cols[f"impact_{name}"] = 1.0 - rec.market[:, a] / m.fundamental[:, a]
+            cols[f"z_{name}"] = rec.z[:, a]
+            cols[f"decay_{name}"] = rec.decay[:, a]
             for s, src in enumerate(m.sources.names):
-                cols[f"z_{name}_{src}"] = self.parts[:, a, s]
+                cols[f"z_{name}_{src}"] = rec.parts[:, a, s]
         for p, proto in enumerate(m.protocol_names):
             for a, name in enumerate(m.asset_names):
-                cols[f"oracle_{proto}_{name}"] = self.oracle[:, p, a]
-                cols[f"oracle_step_{proto}_{name}"] = self.oracle_step[:, p, a]
-                cols[f"oracle_fundamental_{proto}_{name}"] = self.shadow[:, p, a]
-            cols[f"unhealthy_{proto}"] = self.unhealthy[:, p]
-            cols[f"debt_usd_{proto}"] = self.debt_usd[:, p]
-            cols[f"collateral_usd_{proto}"] = self.collateral_usd[:, p]
-            cols[f"liquidated_usd_{proto}"] = self.liquidated_usd[:, p]
-            cols[f"repaid_usd_{proto}"] = self.repaid_usd[:, p]
-            cols[f"written_off_usd_{proto}"] = self.written_off_usd[:, p]
-            cols[f"fills_{proto}"] = self.fill_count[:, p]
+                cols[f"oracle_{proto}_{name}"] = rec.oracle[:, p, a]
+                cols[f"oracle_step_{proto}_{name}"] = rec.oracle_step[:, p, a]
+                cols[f"oracle_fundamental_{proto}_{name}"] = rec.shadow[:, p, a]
+            cols[f"unhealthy_{proto}"] = rec.unhealthy[:, p]
+            cols[f"debt_usd_{proto}"] = rec.debt_usd[:, p]
+            cols[f"collateral_usd_{proto}"] = rec.collateral_usd[:, p]
+            cols[f"liquidated_usd_{proto}"] = rec.liquidated_usd[:, p]
+            cols[f"repaid_usd_{proto}"] = rec.repaid_usd[:, p]
+            cols[f"written_off_usd_{proto}"] = rec.written_off_usd[:, p]
+            cols[f"fills_{proto}"] = rec.fill_count[:, p]
         for b in m.backstops:
             proto = m.protocol_names[b.protocol]
-            cols[f"pool_balance_usd_{proto}"] = self.pool_balance_usd[:, b.protocol]
-            cols[f"pool_collateral_usd_{proto}"] = self.pool_collateral_usd[:, b.protocol]
-        return pd.DataFrame(cols)
+            cols[f"pool_balance_usd_{proto}"] = rec.pool_balance_usd[:, b.protocol]
+            cols[f"pool_collateral_usd_{proto}"] = rec.pool_collateral_usd[:, b.protocol]
+        return cols
 
     def result(self) -> RunResult:
+        """Metrics and checks now (from arrays); the frames and the cascade graph are built when first read."""
         from cascadelab.cascade import analyse
 
         m = self.model
-        fills = self.fills_frame()
-        sales = self.sales_frame()
-        cascade = analyse(self.cascade_inputs(), fills, sales)
-        for name, column in cascade.columns.items():
-            fills[name] = column
+        fills = self.fill_columns()
+        sales = self.sale_columns()
+        cascade = analyse(self.cascade_inputs(), fills, sales)  # keeps a copy of decay for the graph
+        fills["induced"] = (fills["kind"] == 0) & (fills["hf_fundamental"] >= 1.0)
+        fills.update(cascade.columns)
         metrics, per_protocol, per_asset = compute_metrics(m, fills, self.market)
         d_err, c_err = m.book.ledger_error()
         checks = {
@@ -356,12 +406,13 @@ class Recorder:
         for k, v in metrics.items():
             if not math.isfinite(v):
                 raise AssertionError(f"metric {k} is not finite: {v}")
+        categories = {"kind": list(KINDS), "protocol": list(m.protocol_names), "asset": list(m.asset_names)}
         return RunResult(
             metrics=metrics,
-            timeseries=self.timeseries_frame(),
-            fills=fills,
-            sales=sales,
-            cascade=cascade.edges,
+            timeseries=Table(self.timeseries_columns()),
+            fills=Table(fills, categories),
+            sales=Table(sales),
+            cascade=cascade.graph,
             per_protocol=per_protocol,
             per_asset=per_asset,
             spec=m.spec,
@@ -382,34 +433,42 @@ class Recorder:
                              lt=m.book.lt, debt_asset=m.book.debt_asset)
 
 
-def _group_metrics(fills: pd.DataFrame, open_shortfall: float, initial_debt: float) -> dict[str, float]:
-    """The fill-based metrics over one group of fills (a protocol, or the whole run)."""
-    liq = fills[fills["kind"] == "liquidation"]
-    liquidated = float(liq["seized_usd"].sum())
-    repaid = float(liq["repaid_usd"].sum())
-    induced = float(liq.loc[liq["induced"], "seized_usd"].sum())
-    only = float(liq.loc[liq["cascade_only"], "seized_usd"].sum())
-    bad = float(fills["written_off_usd"].sum()) + open_shortfall
-    absorbed = liq[liq["taker"] == PROTOCOL]
-    credited = float((absorbed["paid_usd"] - absorbed["repaid_usd"]).sum())
+def _group_metrics(fills: Mapping[str, np.ndarray], rows: npt.NDArray[np.bool_] | None, open_shortfall: float,
+                   initial_debt: float) -> dict[str, float]:
+    """The fill-based metrics over one group of fills (``rows``: a protocol's, or None for the whole run)."""
+    every = np.ones(fills["kind"].size, dtype=bool) if rows is None else rows
+    liq = every & (fills["kind"] == 0)
+    seized = fills["seized_usd"]
+    liquidated = float(seized[liq].sum())
+    repaid = float(fills["repaid_usd"][liq].sum())
+    induced = float(seized[liq & fills["induced"]].sum())
+    only = float(seized[liq & fills["cascade_only"]].sum())
+    bad = float(fills["written_off_usd"][every].sum()) + open_shortfall
+    absorbed = liq & (fills["taker"] == PROTOCOL)
+    credited = float((fills["paid_usd"][absorbed] - fills["repaid_usd"][absorbed]).sum())
+    generation = fills["generation"][liq]
     return {
         "bad_debt_usd": bad,
         "bad_debt_frac": bad / initial_debt if initial_debt > 0 else 0.0,
         "liquidated_usd": liquidated,
         "liquidated_debt_usd": repaid,
-        "liquidation_count": float(len(liq)),
+        "liquidation_count": float(np.count_nonzero(liq)),
         "borrower_loss_usd": liquidated - repaid - credited,
         "induced_liquidated_usd": induced,
         "induced_share": induced / liquidated if liquidated > 0 else 0.0,
-        "cascade_depth": float(liq["generation"].max()) if len(liq) else 0.0,
+        "cascade_depth": float(generation.max()) if generation.size else 0.0,
         "cascade_only_liquidated_usd": only,
         "cascade_only_share": only / liquidated if liquidated > 0 else 0.0,
     }
 
 
-def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
+def compute_metrics(m: CascadeModel, fills: Mapping[str, np.ndarray], market: FloatArray
                     ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Run metrics, per-protocol metrics and per-asset metrics (definitions in the module docstring)."""
+    """Run metrics, per-protocol metrics and per-asset metrics (definitions in the module docstring).
+
+    ``fills`` holds the fill log's columns (``Recorder.fill_columns``) plus ``induced``,
+    ``generation`` and ``cascade_only``.
+    """
     book = m.book
     px_end = np.append(market[-1], 1.0)
     px_0 = np.append(m.fundamental[0], 1.0)
@@ -418,9 +477,9 @@ def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
     per_protocol = {}
     for p, name in enumerate(m.protocol_names):
         s = book.slices[p]
-        per_protocol[name] = _group_metrics(fills[fills["protocol"] == name], float(shortfall[s].sum()),
+        per_protocol[name] = _group_metrics(fills, fills["protocol"] == p, float(shortfall[s].sum()),
                                             float(debt0_usd[s].sum()))
-    metrics = _group_metrics(fills, float(shortfall.sum()), float(debt0_usd.sum()))
+    metrics = _group_metrics(fills, None, float(shortfall.sum()), float(debt0_usd.sum()))
     with np.errstate(divide="ignore", invalid="ignore"):
         impact = 1.0 - market / m.fundamental
     metrics["max_price_impact"] = float(np.max(impact, initial=0.0))
@@ -429,23 +488,23 @@ def compute_metrics(m: CascadeModel, fills: pd.DataFrame, market: FloatArray
         pnl += (k.books.proceeds - k.books.spent - k.books.gas + k.books.incentives
                 + float(k.inventory @ market[-1]))
     metrics["liquidator_pnl_usd"] = pnl
-    liq = fills[fills["kind"] == "liquidation"]
+    liq = fills["kind"] == 0
     per_asset = {}
     for a, name in enumerate(m.asset_names):
-        usd = liq[f"seized_usd_{name}"]
-        took = liq[usd > 0]
+        usd = fills[f"seized_usd_{name}"][liq]
+        took = usd > 0
         total = float(usd.sum())
-        induced = float(usd[liq["induced"]].sum())
-        only = float(usd[liq["cascade_only"]].sum())
+        induced = float(usd[fills["induced"][liq]].sum())
+        only = float(usd[fills["cascade_only"][liq]].sum())
+        generation = fills["generation"][liq][took]
         per_asset[name] = {  # fills that seized this asset, valued by what they seized of it
             "liquidated_usd": total,
             "max_price_impact": float(np.max(impact[:, a], initial=0.0)),
-            "liquidation_count": float(len(took)),
+            "liquidation_count": float(np.count_nonzero(took)),
             "induced_liquidated_usd": induced,
             "induced_share": induced / total if total > 0 else 0.0,
-            "cascade_depth": float(took["generation"].max()) if len(took) else 0.0,
+            "cascade_depth": float(generation.max()) if generation.size else 0.0,
             "cascade_only_liquidated_usd": only,
             "cascade_only_share": only / total if total > 0 else 0.0,
         }
     return {k: metrics[k] for k in METRICS}, per_protocol, per_asset
-

@@ -29,8 +29,8 @@ def effective_pay(offers: Offers, bids: Bids, cap: FloatArray | None = None) -> 
     order = np.argsort(bids.offer, kind="stable")
     off = bids.offer[order]
     pay = np.maximum(bids.pay[order], 0.0)
-    starts = np.r_[0, np.flatnonzero(np.diff(off)) + 1]
-    rank = np.arange(off.size) - np.repeat(starts, np.diff(np.r_[starts, off.size]))
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(off)) + 1))  # np.r_ costs ~10 us a call
+    rank = np.arange(off.size) - np.repeat(starts, np.diff(starts, append=off.size))
     used = np.zeros(offers.size)
     eff = np.zeros(off.size)
     for r in range(int(rank.max()) + 1):

@@ -92,8 +92,8 @@ def group_cumsum_before(group: IntArray, x: FloatArray) -> FloatArray:
     order = np.argsort(group, kind="stable")
     g, xs = group[order], x[order]
     csum = np.cumsum(xs)
-    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    base = np.repeat(csum[start] - xs[start], np.diff(np.r_[start, g.size]))
+    start = np.concatenate(([0], np.flatnonzero(np.diff(g)) + 1))  # np.r_ costs ~10 us a call
+    base = np.repeat(csum[start] - xs[start], np.diff(start, append=g.size))
     out = np.empty_like(x)
     out[order] = csum - xs - base
     return out

@@ -235,6 +235,10 @@ class BackstopPool(MechanismBase):
 
     # ----------------------------------------------------------------- interface
 
+    def idle(self) -> bool:
+        """Without a storefront there is nothing to offer; end_step absorbs only liquidatable positions."""
+        return self.config.sell != "storefront" and self.liquidatable.size == 0
+
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         """Storefront offers of protocol-held collateral (comet, sell='storefront'); nothing otherwise."""
         self._px = np.asarray(oracle_px, dtype=np.float64).copy()

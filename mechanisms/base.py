@@ -39,6 +39,10 @@ REDISTRIBUTION = -4
 """Other borrowers of the same protocol (Liquity-style redistribution)."""
 
 
+_NO_STEPS = np.zeros(0, dtype=np.int64)
+_NO_STEPS.flags.writeable = False
+
+
 def _f(shape: tuple[int, ...] = (0,)) -> Any:
     return field(default_factory=lambda: np.zeros(shape))
 
@@ -84,13 +88,16 @@ class Bids:
 
     @classmethod
     def empty(cls) -> Bids:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+        """No bids (one shared instance: arrays of size 0 hold nothing to change)."""
+        return _NO_BIDS
 
     @classmethod
     def concat(cls, parts: list[Bids]) -> Bids:
         parts = [b for b in parts if b.size]
         if not parts:
             return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
         return cls(*(np.concatenate([getattr(b, f.name) for b in parts]) for f in fields(cls)))
 
 
@@ -131,9 +138,13 @@ class Fills:
 
     @classmethod
     def empty(cls, n_assets: int) -> Fills:
-        z = np.zeros(0)
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
-                   np.zeros((0, n_assets)), np.zeros((0, n_assets)), z, z)
+        """No fills (one shared instance per asset count: arrays of size 0 hold nothing to change)."""
+        fills = _EMPTY_FILLS.get(n_assets)
+        if fills is None:
+            z = np.zeros(0)
+            fills = _EMPTY_FILLS[n_assets] = cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z,
+                                                 np.zeros((0, n_assets)), np.zeros((0, n_assets)), z, z)
+        return fills
 
     @classmethod
     def make(cls, position: IntArray, taker: IntArray | int, n_assets: int, *,
@@ -165,6 +176,10 @@ class Fills:
         return cls(*(np.concatenate([getattr(f, fl.name) for f in parts]) for fl in fields(cls)))
 
 
+_EMPTY_FILLS: dict[int, Fills] = {}
+_NO_BIDS = Bids(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
 class LiquidationMechanism(Protocol):
     """What every registered mechanism implements (DESIGN.md section 5)."""
 
@@ -194,6 +209,8 @@ class MechanismBase:
     name: ClassVar[str]
     Config: ClassVar[type]
     source: ClassVar[str] = ""
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = False
+    """Offers and settle do nothing (and change nothing) while no position is liquidatable."""
 
     def __init__(self, config: Any, protocol: int, n_assets: int, *, dt_seconds: float = 60.0) -> None:
         self.config = config
@@ -204,22 +221,60 @@ class MechanismBase:
         self.liquidatable = np.zeros(0, dtype=np.int64)
         self.since = np.zeros(0, dtype=np.int64)
         self._first_seen = np.zeros(0, dtype=np.int64)  # step a position became liquidatable, -1 if healthy
+        self._started = np.zeros(0, dtype=np.int64)  # the positions holding a step in _first_seen
+        self._offer_inputs: tuple[int, IntArray, IntArray, FloatArray] | None = None  # see same_offer_inputs
 
     def start(self, unhealthy: IntArray, t: int) -> None:
-        """Remember which positions are liquidatable now and since when (vectorised)."""
+        """Remember which positions are liquidatable now and since when (vectorised, O(changed)).
+
+        Only the positions liquidatable at the previous call hold a start step (``_started``),
+        so resetting those, not the whole array, is the same as resetting every position that
+        is not liquidatable now.
+        """
         unhealthy = np.asarray(unhealthy, dtype=np.int64)
+        if unhealthy.size == 0 and self._started.size == 0:  # nothing was or is liquidatable
+            self.liquidatable = unhealthy
+            self.since = _NO_STEPS
+            return
+        if np.array_equal(unhealthy, self._started):  # the same positions as last time: the same start steps
+            self.liquidatable = unhealthy
+            return
         first = self._first_seen
         need = int(unhealthy.max()) + 1 if unhealthy.size else 0
         if need > first.size:
             first = np.concatenate([first, np.full(need - first.size, -1, dtype=np.int64)])
-        now = np.zeros(first.size, dtype=bool)
-        now[unhealthy] = True
-        first[~now] = -1
+        kept = first[unhealthy]
+        first[self._started] = -1
+        first[unhealthy] = kept
         fresh = unhealthy[first[unhealthy] < 0]
         first[fresh] = t
         self._first_seen = first
+        self._started = unhealthy.copy()
         self.liquidatable = unhealthy
         self.since = first[unhealthy]
+
+    def idle(self) -> bool:
+        """True when offers and settle would do nothing this step, so the model may skip them.
+
+        Conservative by default; mechanisms whose offers come only from the liquidatable set
+        (``QUIET_WITHOUT_LIQUIDATABLE``) are idle when it is empty.  ``end_step`` is always called.
+        """
+        return self.QUIET_WITHOUT_LIQUIDATABLE and self.liquidatable.size == 0
+
+    def same_offer_inputs(self, book: PositionBook, oracle_px: FloatArray) -> bool:
+        """True if the liquidatable set, its start steps, the book and the oracle prices are those of the last call.
+
+        For mechanisms whose offers are a function of exactly these (fixed bonus, partial),
+        the offers built then are still the offers now: positions change only through
+        ``book.apply`` (which bumps ``book.version``).  Remembers the inputs for the next call.
+        """
+        last = self._offer_inputs
+        same = (last is not None and last[0] == book.version and np.array_equal(last[1], self.liquidatable)
+                and np.array_equal(last[2], self.since) and np.array_equal(last[3], oracle_px))
+        if not same:
+            self._offer_inputs = (book.version, self.liquidatable.copy(), self.since.copy(),
+                                  np.array(oracle_px, dtype=np.float64))
+        return same
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """No end-of-step work by default."""

@@ -105,6 +105,10 @@ class DutchAuction(AuctionMechanism):
 
     # ----------------------------------------------------------------- interface
 
+    def idle(self) -> bool:
+        """No auction running, no incentive owed, nothing to bark: offers and settle would do nothing."""
+        return self.liquidatable.size == 0 and self.n_auctions == 0 and not self._pending
+
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         """Redo auctions that are done, bark newly liquidatable positions, then offer every live auction."""
         p_debt = float(oracle_px[book.debt_asset[self.protocol]])

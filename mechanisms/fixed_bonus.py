@@ -102,8 +102,11 @@ class FixedBonus(MechanismBase):
     Config: ClassVar[type] = FixedBonusConfig
     source: ClassVar[str] = ("Aave v3.3 LiquidationLogic.sol (aave-dao/aave-v3-origin@v3.3.0); Compound v2 "
                              "Comptroller.sol@a3214f6 (mechanisms.md 1.2-1.5, 2.1)")
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
+        if self.same_offer_inputs(book, oracle_px):
+            return self._offers  # nothing they depend on changed since they were built
         cfg = self.config
         keep = book.debt[self.liquidatable] > 0
         pos, since = self.liquidatable[keep], self.since[keep]
@@ -135,6 +138,8 @@ class FixedBonus(MechanismBase):
         return self._offers
 
     def settle(self, book: PositionBook, bids: Bids, t: int) -> Fills:
+        if bids.size == 0:
+            return Fills.empty(self.n_assets)
         if np.isfinite(self._cap).any():  # Aave's leftover rule: cut bids that would leave dust
             bids = replace(bids, pay=effective_pay(self._offers, bids, self._cap))
         fills = fill_in_order(book, self._offers, bids)

@@ -111,8 +111,11 @@ class Partial(MechanismBase):
     Config: ClassVar[type] = PartialConfig
     source: ClassVar[str] = ("Euler v1 Liquidation.sol@002be59d; Morpho Blue Morpho.sol/ConstantsLib.sol; "
                              "Warmuz et al. 2022 (mechanisms.md 5.1, 5.3)")
+    QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
+        if self.same_offer_inputs(book, oracle_px):
+            return self._offers  # nothing they depend on changed since they were built
         cfg = self.config
         keep = book.debt[self.liquidatable] > 0
         pos, since = self.liquidatable[keep], self.since[keep]

@@ -41,6 +41,13 @@ class Oracle:
             self.obs_step[:] = src
         elif cfg.kind == "deviation":
             candidate = self.observed[src]
+            if self.price.size == 1 and self.price[0] != 0.0:  # one asset: the same IEEE operations on scalars
+                c, p = float(candidate[0]), float(self.price[0])
+                if abs(c / p - 1.0) > cfg.threshold or t - int(self.last_update[0]) >= cfg.heartbeat_steps:
+                    self.price = candidate.copy()
+                    self.last_update[0] = t
+                    self.obs_step[0] = src
+                return self.price
             move = np.abs(candidate / self.price - 1.0)
             due = (move > cfg.threshold) | (t - self.last_update >= cfg.heartbeat_steps)
             if due.any():

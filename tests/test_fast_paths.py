@@ -1,0 +1,219 @@
+"""The engine's shortcuts give exactly what the long way gives (issue 8: no optimisation changes results).
+
+Each shortcut is checked against the computation it replaces: the health band against a
+fresh health pass, the O(changed) ``start`` against the old whole-array version, the keepers'
+offer filter against the keepers' own evaluation, idle mechanisms against their offers and
+settle, and the lazily built frames against themselves after pickling.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cascadelab
+from agents.liquidators import STRATEGIES, Liquidator
+from cascadelab.book import PositionBook
+from cascadelab.health_band import HealthBand
+from cascadelab.record import Table
+from cascadelab.spec import KeeperConfig
+from mechanisms.base import Bids, Fills, MechanismBase
+from mechanisms.registry import REGISTRY, make, parse_config
+
+
+@st.composite
+def books_and_prices(draw: st.DrawFn) -> tuple[PositionBook, np.ndarray, np.ndarray]:
+    """A book of 1-2 protocols (one may owe a priced asset), 1-2 assets, and two (P, A+1) oracle matrices."""
+    n_assets = draw(st.integers(1, 2))
+    n_protocols = draw(st.integers(1, 2))
+    n = draw(st.integers(1, 30))
+    coll = np.array(draw(st.lists(st.lists(st.floats(0.0, 100.0), min_size=n_assets, max_size=n_assets),
+                                  min_size=n, max_size=n)))
+    debt = np.array(draw(st.lists(st.one_of(st.just(0.0), st.floats(1.0, 5e4)), min_size=n, max_size=n)))
+    lt = np.array(draw(st.lists(st.lists(st.sampled_from([0.0, 0.5, 0.8]), min_size=n_assets, max_size=n_assets),
+                                min_size=n_protocols, max_size=n_protocols)))
+    protocol = np.sort(np.array(draw(st.lists(st.integers(0, n_protocols - 1), min_size=n, max_size=n))))
+    debt_asset = np.array([n_assets] + [draw(st.sampled_from([0, n_assets]))] * (n_protocols - 1))
+    book = PositionBook.of(coll, debt, lt, protocol=protocol, debt_asset=debt_asset)
+    px0 = np.array(draw(st.lists(st.floats(100.0, 3000.0), min_size=n_assets, max_size=n_assets)) + [1.0])
+    moves = np.array(draw(st.lists(st.floats(0.9, 1.1), min_size=n_assets, max_size=n_assets)) + [1.0])
+    return book, np.tile(px0, (n_protocols, 1)), np.tile(px0 * moves, (n_protocols, 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=books_and_prices(), level=st.sampled_from([1.0, 1.08]))
+def test_health_band_only_vouches_for_an_unchanged_set(case: tuple[PositionBook, np.ndarray, np.ndarray],
+                                                        level: float) -> None:
+    """Whenever the band says 'unchanged', a fresh health pass at the new prices finds the same positions below."""
+    book, px0, px1 = case
+    band = HealthBand(book, range(book.lt.shape[0]), level)
+    hf0 = book.health(px0)
+    below = band.reset(hf0, px0)
+    assert np.array_equal(below, np.flatnonzero(hf0 < level)) and np.array_equal(band.below, hf0 < level)
+    assert np.array_equal(hf0, book.health(px0))  # restored after reset
+    if band.unchanged(px1):
+        assert np.array_equal(np.flatnonzero(book.health(px1) < level), below)
+
+
+def test_health_band_proves_small_moves_and_forgets_after_a_fill() -> None:
+    """Healths 0.5 and 2.0 (10 ETH, LT 0.8, prices 1,000 -> 1,010): the set below 1 is provably {0}; after a
+    fill the book version changes and nothing is proved until the next evaluation."""
+    book = PositionBook.of(np.array([[10.0], [10.0]]), np.array([16_000.0, 4_000.0]), np.array([0.8]))
+    px0, px1 = np.array([[1000.0, 1.0]]), np.array([[1010.0, 1.0]])
+    band = HealthBand(book, [0], 1.0)
+    assert band.reset(book.health(px0), px0).tolist() == [0]
+    assert band.unchanged(px1) and band.anyone_below
+    assert not band.unchanged(np.array([[2100.0, 1.0]]))  # position 0 reaches health 1.05
+    book.apply(Fills.make(np.array([1]), 0, 1, repaid=1.0))
+    assert not band.unchanged(px1)
+
+
+def _old_start(first: np.ndarray, unhealthy: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """MechanismBase.start before issue 8 phase 2 (a mask over the whole array every step)."""
+    need = int(unhealthy.max()) + 1 if unhealthy.size else 0
+    if need > first.size:
+        first = np.concatenate([first, np.full(need - first.size, -1, dtype=np.int64)])
+    now = np.zeros(first.size, dtype=bool)
+    now[unhealthy] = True
+    first[~now] = -1
+    first[unhealthy[first[unhealthy] < 0]] = t
+    return first, first[unhealthy]
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.sets(st.integers(0, 40), max_size=12), min_size=1, max_size=25))
+def test_start_in_o_changed_matches_the_whole_array_version(steps: list[set[int]]) -> None:
+    mech = MechanismBase(None, 0, 1)
+    first = np.zeros(0, dtype=np.int64)
+    for t, unhealthy in enumerate(steps, start=1):
+        idx = np.array(sorted(unhealthy), dtype=np.int64)
+        mech.start(idx, t)
+        first, since = _old_start(first, idx, t)
+        assert np.array_equal(mech.liquidatable, idx) and np.array_equal(mech.since, since)
+
+
+@settings(max_examples=200, deadline=None)
+@given(min_profit=st.floats(-100.0, 1e4), margin=st.floats(0.0, 1.0), cost=st.lists(st.floats(0.0, 1e7), max_size=5))
+def test_every_strategy_asks_at_least_min_profit(min_profit: float, margin: float, cost: list[float]) -> None:
+    """Liquidator.may_pay_off drops offers whose best profit stays below min_profit_usd: valid for every strategy."""
+    cfg = KeeperConfig(min_profit_usd=min_profit, margin=margin)
+    for name, rule in STRATEGIES.items():
+        assert (rule(cfg, np.array(cost)) >= min_profit).all(), name
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"venues.ETH.depth_usd": 4e6},
+    {"venues.ETH.kind": "transient_impact", "venues.ETH.depth_usd": 3e7, "noise.ETH.volume_usd": 2e5,
+     "liquidators.strategy": "margin", "liquidators.margin": 0.01, "liquidators.min_profit_usd": 5.0},
+], ids=["constant_product", "thin_pool", "transient_margin"])
+def test_offers_the_keepers_skip_are_never_profitable(monkeypatch: pytest.MonkeyPatch, overrides: dict) -> None:
+    """Every offer may_pay_off drops fails the keeper's own profit rule at every clip size (evaluated anyway)."""
+    real = Liquidator.may_pay_off
+    dropped = []
+
+    def checked(self: Liquidator, protocol: int, offers, idx: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+        keep = real(self, protocol, offers, idx, remaining)
+        if (~keep).any():
+            pay, _, cost, profit = self.evaluate(protocol, offers, idx[~keep], remaining)
+            assert (profit < self.rule(self.config, cost)).all()
+            dropped.append(int((~keep).sum()))
+        return keep
+
+    monkeypatch.setattr(Liquidator, "may_pay_off", checked)
+    cascadelab.run(None, overrides={"run.steps": 600, "populations.a_passive.count": 800,
+                                    "populations.a_active.count": 400, "populations.b_passive.count": 800,
+                                    **overrides})
+    assert sum(dropped) > 0  # the filter did drop offers, so the check above ran
+
+
+@pytest.mark.parametrize("table", [{"kind": "fixed_bonus"}, {"kind": "partial"}, {"kind": "dutch_auction"},
+                                   {"kind": "backstop_pool", "sell": "twap"}], ids=lambda t: t["kind"])
+def test_idle_mechanisms_have_nothing_to_offer_or_settle(table: dict) -> None:
+    """With nobody liquidatable an idle mechanism offers nothing and settles nothing (so skipping them is exact)."""
+    assert table["kind"] in REGISTRY
+    book = PositionBook.of(np.array([[10.0], [5.0]]), np.array([1_000.0, 2_000.0]), np.array([0.8]))
+    mech = make(parse_config(table, "m"), 0, 1)
+    if hasattr(mech, "pool_for"):
+        mech.pool_for(book)
+    px = np.array([2000.0, 1.0])
+    for t in (1, 2):
+        mech.start(np.zeros(0, dtype=np.int64), t)
+        assert mech.idle()
+        assert mech.offers(book, px, t).size == 0
+        assert mech.settle(book, Bids.empty(), t).size == 0
+
+
+def test_offers_are_rebuilt_when_an_input_changes() -> None:
+    """same_offer_inputs: True only for the same liquidatable set, start steps, book version and prices."""
+    book = PositionBook.of(np.array([[10.0], [5.0]]), np.array([9_000.0, 4_000.0]), np.array([0.8]))
+    mech = make(parse_config({"kind": "fixed_bonus"}, "m"), 0, 1)
+    px = np.array([1000.0, 1.0])
+    mech.start(np.array([0, 1]), 1)
+    first = mech.offers(book, px, 1)
+    assert mech.offers(book, px, 1) is first
+    assert mech.offers(book, px * 0.99, 1) is not first
+    second = mech.offers(book, px, 1)
+    book.apply(Fills.make(np.array([0]), 0, 1, repaid=100.0))
+    third = mech.offers(book, px, 1)
+    assert third is not second and third.max_pay[0] < second.max_pay[0]
+
+
+def test_frames_are_built_on_first_read_and_survive_pickling() -> None:
+    r = cascadelab.run(None, overrides={"run.steps": 200})
+    assert isinstance(r.__dict__["fills"], Table)  # not built yet
+    back = pickle.loads(pickle.dumps(r))
+    for name in ("fills", "sales", "timeseries", "cascade"):
+        assert getattr(back, name).equals(getattr(r, name)), name
+    again = cascadelab.RunResult(**back.__dict__)
+    assert again.fills.equals(r.fills) and len(r.fills) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 6), st.floats(0.5, 1.5), st.booleans()), max_size=40))
+def test_anchors_match_a_grouped_forward_fill(rows: list[tuple[int, float, bool]]) -> None:
+    """cascade._anchors (numpy) equals pandas' groupby-ffill of 'latest fill below 1' per position."""
+    import pandas as pd
+
+    from cascadelab.cascade import _anchors
+
+    pos = np.array([r[0] for r in rows], dtype=np.int64)
+    hf = np.array([r[1] for r in rows])
+    idx = np.flatnonzero(np.array([r[2] for r in rows], dtype=bool))
+    got = _anchors({"fill_id": np.arange(len(rows)), "position": pos, "hf_oracle": hf}, idx)
+    want = np.full(len(rows), -1, dtype=np.int64)
+    if idx.size:
+        sub = pd.DataFrame({"pos": pos[idx], "a": np.where(hf[idx] < 1.0, idx, np.nan)})
+        want[idx] = sub.groupby("pos")["a"].ffill().fillna(-1).to_numpy().astype(np.int64)
+    assert np.array_equal(got, want)
+
+
+
+@pytest.mark.parametrize("capital", [2e6, 4e4], ids=["rich", "capital_bound"])
+def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float) -> None:
+    """The model skips keepers of the same configuration and free slots once one found nothing profitable in its
+    window (until someone bids): each of them, asked anyway at that moment, bids nothing either."""
+    real = Liquidator.bid
+    checked = []
+
+    def asking_the_others(self: Liquidator, protocol: int, offers, remaining: np.ndarray, t: int,
+                          ranked: np.ndarray | None = None) -> tuple:
+        out = real(self, protocol, offers, remaining, t, ranked)
+        if self.window_was_empty:
+            for other in self.model.keepers:
+                if other is not self and other.config is self.config and other.slots() == self.slots():
+                    bids, _ = real(other, protocol, offers, remaining.copy(), t, ranked)
+                    assert bids.size == 0
+                    checked.append(1)
+            self.window_was_empty = True  # what the model reads next
+        return out
+
+    monkeypatch.setattr(Liquidator, "bid", asking_the_others)
+    cascadelab.run(None, overrides={"run.steps": 400, "populations.a_passive.count": 400,
+                                    "populations.a_active.count": 200, "populations.b_passive.count": 400,
+                                    "venues.ETH.depth_usd": 4e6, "liquidators.capital_usd": capital})
+    assert len(checked) > 100
