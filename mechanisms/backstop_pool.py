@@ -283,7 +283,7 @@ class BackstopPool(MechanismBase):
 
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """Absorb every position that was liquidatable this step (offset/redistribute, or Comet absorb)."""
-        pos = self.liquidatable[book.debt[self.liquidatable] > 0]
+        pos, _ = self.indebted_liquidatable(book)
         if pos.size == 0 or self._px is None:
             return Fills.empty(self.n_assets)
         self.pool_for(book)

@@ -276,6 +276,11 @@ class MechanismBase:
                                   np.array(oracle_px, dtype=np.float64))
         return same
 
+    def indebted_liquidatable(self, book: PositionBook) -> tuple[IntArray, IntArray]:
+        """The liquidatable positions that still owe debt, with the step each became liquidatable."""
+        keep = book.debt[self.liquidatable] > 0
+        return self.liquidatable[keep], self.since[keep]
+
     def end_step(self, book: PositionBook, t: int) -> Fills:
         """No end-of-step work by default."""
         return Fills.empty(self.n_assets)

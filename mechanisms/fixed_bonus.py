@@ -108,8 +108,7 @@ class FixedBonus(MechanismBase):
         if self.same_offer_inputs(book, oracle_px):
             return self._offers  # nothing they depend on changed since they were built
         cfg = self.config
-        keep = book.debt[self.liquidatable] > 0
-        pos, since = self.liquidatable[keep], self.since[keep]
+        pos, since = self.indebted_liquidatable(book)
         v = valuation(book, pos, oracle_px, self.protocol)
         value_per_pay = (1.0 + cfg.bonus) * v.p_debt
         all_collateral = v.value / value_per_pay  # the payment that takes every unit of collateral

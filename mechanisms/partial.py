@@ -117,8 +117,7 @@ class Partial(MechanismBase):
         if self.same_offer_inputs(book, oracle_px):
             return self._offers  # nothing they depend on changed since they were built
         cfg = self.config
-        keep = book.debt[self.liquidatable] > 0
-        pos, since = self.liquidatable[keep], self.since[keep]
+        pos, since = self.indebted_liquidatable(book)
         v = valuation(book, pos, oracle_px, self.protocol)
         factor = incentive_factor(cfg, v)
         repay = np.minimum.reduce([repay_to_target(v, factor, cfg.target_health), v.debt,
