@@ -42,7 +42,9 @@ def tex_escape(text: str) -> str:
         if ch in "&%$#_{}":
             out.append("\\" + ch)
         elif ch == "~":
-            out.append("\\textasciitilde{}")
+            out.append("$\\sim$")  # "~0" in the text means "about 0"
+        elif ch in "<>":  # the default OT1 font encoding would print these as inverted marks
+            out.append("\\textless{}" if ch == "<" else "\\textgreater{}")
         elif ch == "^":
             out.append("\\textasciicircum{}")
         elif ch == "\\":

@@ -16,6 +16,9 @@ from cascadelab.spec import load_spec
 
 def _tabular(cols: str, header: list[str], rows: list[list[str]], *, size: str = "\\small",
              long: bool = False) -> str:
+    """A booktabs table; ``p{w}`` columns are set ragged right (justified narrow columns leave gaps)."""
+    cols = cols.replace("p{", ">{\\raggedright\\arraybackslash}p{")
+    size += "\\setlength{\\tabcolsep}{3pt}"
     head = " & ".join(f"\\textbf{{{h}}}" for h in header) + " \\\\"
     body = "\n".join(" & ".join(r) + " \\\\" for r in rows)
     if long:
@@ -27,7 +30,7 @@ def _tabular(cols: str, header: list[str], rows: list[list[str]], *, size: str =
 def _fmt_default(v: object) -> str:
     if isinstance(v, float):
         if math.isinf(v):
-            return "$\\infty$"
+            return "\u221e"  # set as $\\infty$ after escaping
         return f"{v:g}"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}={_fmt_default(x)}" for k, x in v.items() if k != "kind") + "}"
@@ -41,8 +44,9 @@ def mechanisms_table() -> str:
     rows = []
     for m in describe():
         params = ", ".join(f"{p['name']}={_fmt_default(p['default'])}" for p in m["params"][:6])
-        rows.append([f"\\texttt{{{tex_escape(m['id'])}}}", tex_escape(m["doc"]), tex_escape(params),
-                     tex_escape(m["source"])])
+        params = tex_escape(params).replace("\u221e", "$\\infty$")
+        rows.append([f"\\texttt{{{tex_escape(m['id'])}}}", tex_escape(m["doc"]), params,
+                     tex_escape(m["source"]).replace("/", "/\\allowbreak{}")])  # long paths wrap at a slash
     return _tabular("p{0.14\\linewidth}p{0.27\\linewidth}p{0.27\\linewidth}p{0.24\\linewidth}",
                     ["id", "mechanism", "main parameters (defaults)", "source"], rows, size="\\scriptsize")
 
@@ -64,7 +68,7 @@ def experiments_table(root: Path) -> str:
         mechs = ", ".join(MECHANISM_LABELS.get(m["name"], m["name"]) for m in man.get("mechanisms", []))
         rows.append([tex_escape(d.name), "sweep", tex_escape(design) + f", {man['n_runs']:,} runs",
                      tex_escape(mechs or "scenario's own"), f"{man.get('root_seed', man.get('seed', ''))}"])
-    return _tabular("p{0.12\\linewidth}p{0.07\\linewidth}p{0.33\\linewidth}p{0.3\\linewidth}p{0.08\\linewidth}",
+    return _tabular("p{0.14\\linewidth}p{0.07\\linewidth}p{0.31\\linewidth}p{0.3\\linewidth}p{0.08\\linewidth}",
                     ["name", "kind", "size", "mechanisms", "root seed"], rows)
 
 
@@ -115,7 +119,8 @@ def validation_table(root: Path) -> str:
     for ch in v["checks"]:
         status = {"pass": "pass", "fail": "\\textbf{FAIL}", "error": "\\textbf{ERROR}", "skip": "skip",
                   "info": "info"}[ch["status"]]
-        rows.append([f"\\texttt{{{tex_escape(ch['name'])}}}", tex_escape(ch["source"]), tex_escape(ch["expected"]),
+        name = tex_escape(ch["name"]).replace(".", ".\\allowbreak{}")  # long dotted names wrap at the dots
+        rows.append([f"\\texttt{{{name}}}", tex_escape(ch["source"]), tex_escape(ch["expected"]),
                      tex_escape(ch["got"]), tex_escape(ch["tolerance"]), status])
     return _tabular("p{0.3\\linewidth}p{0.22\\linewidth}p{0.12\\linewidth}p{0.1\\linewidth}p{0.1\\linewidth}"
                     "p{0.05\\linewidth}", ["check", "source", "expected", "got", "tolerance", ""], rows,

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import LogLocator, NullFormatter
 
 from analysis import style  # selects the Agg backend before any figure exists
 from analysis.comparison import BAD_DEBT, IMPACT, fmt_value
@@ -140,18 +141,32 @@ def morris_mu_sigma(f: SweepFigures, out_dir: Path) -> list[Path]:
     mor = idx[idx["method"] == "morris"].pivot_table(index=["mechanism", "output", "parameter"], columns="index",
                                                      values="value").reset_index()
     outs = list(dict.fromkeys(mor["output"]))
-    fig, axes = plt.subplots(1, len(outs), figsize=(4.2 * len(outs), 4), squeeze=False, layout="constrained")
+    ncols = min(len(outs), 2)  # two panels a row: four in a row are too small to read in a paper
+    nrows = -(-len(outs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols + 2.2, 4.0 * nrows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[len(outs):]:
+        ax.set_visible(False)
     for j, out in enumerate(outs):
-        ax = axes[0, j]
+        ax = axes.flat[j]
         sub = mor[mor["output"] == out]
-        sns.scatterplot(data=sub, x="mu_star", y="sigma", hue="mechanism", ax=ax, legend=j == len(outs) - 1, s=40)
-        for r in sub.itertuples():
-            ax.annotate(r.parameter, (r.mu_star, r.sigma), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        # colour = design, marker = input: legible where 30+ annotated points would overprint each other
+        sns.scatterplot(data=sub, x="mu_star", y="sigma", hue="mechanism", style="parameter", ax=ax,
+                        legend=j == ncols - 1, s=45)
+        if j == ncols - 1:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
         lim = float(np.nanmax(sub[["mu_star", "sigma"]].to_numpy())) if len(sub) else 1.0
         ax.plot([0, lim], [0, lim], ls="--", color="0.6", lw=0.8)
+        ax.xaxis.set_major_formatter(_value_ticks(out))
+        ax.yaxis.set_major_formatter(_value_ticks(out))
         ax.set(title=_label(out), xlabel="mu* (mean |elementary effect|)", ylabel="sigma")
     fig.suptitle("Morris screening: influential inputs lie right, nonlinear or interacting ones high")
     return style.save(fig, Path(out_dir) / "morris_mu_sigma")
+
+
+def _value_ticks(output: str) -> plt.FuncFormatter:
+    """Tick labels in the output's unit ($1.5M, 40%) instead of an offset like 1e6 that collides with the label."""
+    return plt.FuncFormatter(lambda v, _: fmt_value(output, v).replace(".00", ""))
 
 
 def _long_results(f: SweepFigures) -> pd.DataFrame:
@@ -183,7 +198,8 @@ def mechanism_comparison(f: SweepFigures, out_dir: Path) -> list[Path]:
         if out.endswith("_usd") and (sub["value"] >= 0).all():
             ax.set_yscale("symlog", linthresh=max(1.0, float(sub["value"].quantile(0.1)) or 1.0))
         ax.set(title=_label(out), xlabel="", ylabel=_label(out))
-        ax.tick_params(axis="x", rotation=30)
+        ax.yaxis.set_major_formatter(_value_ticks(out))
+        plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
         # paired differences against the design with the lowest mean
         best = means["value"].idxmin()
         ax2 = axes[1, j]
@@ -207,6 +223,7 @@ def mechanism_comparison(f: SweepFigures, out_dir: Path) -> list[Path]:
                          fmt="o", capsize=3, color="C0")
             ax2.set_yticks(np.arange(len(rows)), [f"{n}\n(worse in {100 * r[4]:.0f}%)" for n, r in zip(names, rows, strict=True)])
             ax2.axvline(0, color="0.3", lw=0.8)
+        ax2.xaxis.set_major_formatter(_value_ticks(out))
         ax2.set(title=f"paired difference vs {best}", xlabel=f"mean difference in {_label(out)} (same draws)")
     fig.suptitle(f"Mechanisms on identical draws ({f.data.n_rows} rows x {f.data.replicates} replicate(s))")
     return style.save(fig, Path(out_dir) / "mechanism_comparison")
@@ -235,7 +252,7 @@ def pareto_plot(f: SweepFigures, out_dir: Path) -> list[Path]:
             ax.annotate(r.mechanism, (getattr(r, IMPACT), getattr(r, BAD_DEBT)), xytext=(5, 4),
                         textcoords="offset points", fontsize=8)
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: fmt_value(BAD_DEBT, v)))
+        ax.yaxis.set_major_formatter(_value_ticks(BAD_DEBT))
         ax.set(xlabel=f"{basis} max price impact", ylabel=f"{basis} bad debt", title=f"{basis} over runs (CI bars)")
         ax.legend(loc="best")
     fig.suptitle("Market impact vs bad debt: lower-left is better")
@@ -273,6 +290,10 @@ def output_vs_top_parameter(f: SweepFigures, out_dir: Path) -> list[Path]:
                xlabel=top["parameter"], ylabel=_label(out))
         if dists.get(top["parameter"]) in ("logunif", "lognorm"):
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1-2-5 labels; every minor tick
+            ax.xaxis.set_minor_formatter(NullFormatter())                  # labelled (2x10^7, 3x10^7, ...) collide
+        ax.yaxis.set_major_formatter(_value_ticks(out))
+        ax.xaxis.set_major_formatter(_value_ticks(str(top["parameter"])))
     fig.suptitle("Each output against its most influential parameter (every run)")
     return style.save(fig, Path(out_dir) / "output_vs_top_parameter")
 
