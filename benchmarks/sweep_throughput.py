@@ -1,6 +1,7 @@
 """Sweep throughput: runs per second and parallel efficiency at 1 and 2 workers on a small scenario.
 
     python -m benchmarks.sweep_throughput [--positions 100] [--steps 120] [--runs 200] [--dask]   (from the repo root)
+    python -m benchmarks.sweep_throughput --memory    # driver peak memory against N (Ishigami, 2 processes)
 
 The scenario is the built-in default cut to ``--positions`` borrowers and ``--steps`` steps
 (a run of tens of milliseconds, where overhead would show).  One Latin-hypercube sweep of
@@ -10,12 +11,18 @@ pool start-up timed apart, since a sweep pays it once), optionally on a Dask Loc
 Reported as ratios measured in the same run: runner overhead = loop rate / serial rate,
 parallel efficiency = rate(2) / (2 x rate(1)).  The machine's other load moves the absolute
 numbers; the ratios are what to compare.
+
+``--memory`` runs Sobol' sweeps of Ishigami's function (runs of microseconds, so the driver's
+own bookkeeping is all there is) at growing N on 2 processes, each in a fresh interpreter, and
+prints the driver's peak resident memory: flat in N means results are streamed, not held.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,13 +61,41 @@ def timed(plan, out: Path, backend: Backend) -> float:  # noqa: ANN001 - a Plan
     return plan.n_runs / dt
 
 
+MEMORY_PROBE = """
+import resource, sys, tempfile
+from pathlib import Path
+from cascadelab.sweep import run_sweep
+n = int(sys.argv[1])
+params = [{"path": f"x{i}", "bounds": [-3.14159265, 3.14159265]} for i in (1, 2, 3)]
+spec = {"sweep": {"function": "cascadelab.sweep.testfns:ishigami", "method": "sobol", "n": n,
+                  "calc_second_order": False, "outputs": ["y"], "params": params}}
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+s = run_sweep(spec, Path(tempfile.mkdtemp()) / "out", workers=2, progress=False)
+print(s.ran, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def driver_memory(ns: tuple[int, ...] = (256, 2048, 16384)) -> None:
+    """Driver peak RSS of Ishigami sweeps at growing N (one fresh interpreter each)."""
+    print(f"{'Sobol N':>8}{'runs':>9}{'driver peak RSS MB':>21}{'growth during sweep MB':>25}")
+    for n in ns:
+        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(n)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        runs, before, peak = (int(v) for v in out)
+        print(f"{n:>8}{runs:>9,}{peak / 1024:>21.1f}{(peak - before) / 1024:>25.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--positions", type=int, default=100)
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--dask", action="store_true", help="also time a Dask LocalCluster of 2 workers")
+    ap.add_argument("--memory", action="store_true", help="only measure driver memory against N")
     args = ap.parse_args()
+    if args.memory:
+        driver_memory()
+        return
     work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     plan = plan_sweep(sweep_spec(args.positions, args.steps, args.runs))
     small = plan.study.scenario
