@@ -79,3 +79,25 @@ def test_cli_summary_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--set", "run.steps=120"]) == 0
     out = capsys.readouterr().out
     assert "bad debt" in out and "per protocol" in out and "lender_a" in out
+
+
+def test_a_finished_run_leaves_no_model_behind() -> None:
+    """A sweep worker runs thousands of models: none may stay reachable once its result is dropped.
+
+    (Mesa 3.3's class-level agent-id counter kept every model alive; see model.release_agent_id_counter.)
+    """
+    import gc
+    import weakref
+
+    from cascadelab.model import CascadeModel
+    from cascadelab.rng import run_seed
+    from cascadelab.spec import load_spec
+
+    spec = load_spec(overrides={"run.steps": 30})
+    model = CascadeModel(spec, run_seed(7, 0, 0))
+    result = model.run().result()
+    assert result.metrics["liquidated_usd"] >= 0
+    alive = weakref.ref(model)
+    del model, result
+    gc.collect()
+    assert alive() is None
