@@ -215,7 +215,7 @@ def _sensitivity_numbers(c: Collector, name: str, inert: str) -> None:
             for suffix in ("", ".st", ".conf"):
                 c.add(f"{name}.top.{short}{suffix}", "undefined", "n/a" if suffix else
                       "nothing (it was the same in every run, so its indices are undefined)", rel)
-            for suffix in (".st", ".conf"):
+            for suffix in (".st", ".conf", ".verdict"):
                 c.add(f"{name}.inert.{short}{suffix}", "undefined", "n/a", rel)
             continue
         top = rows.iloc[0]
@@ -226,6 +226,11 @@ def _sensitivity_numbers(c: Collector, name: str, inert: str) -> None:
         if len(dead):
             c.add(f"{name}.inert.{short}.st", float(dead["value"].iloc[0]), ratio(float(dead["value"].iloc[0])), rel)
             c.add(f"{name}.inert.{short}.conf", float(dead["conf"].iloc[0]), ratio(float(dead["conf"].iloc[0])), rel)
+            value, conf = float(dead["value"].iloc[0]), float(dead["conf"].iloc[0])
+            zero = abs(value) <= conf or abs(value) < 0.01  # its interval holds 0, or it is negligible
+            c.add(f"{name}.inert.{short}.verdict", int(zero),
+                  "indistinguishable from zero, as it should be" if zero else
+                  "not zero although the input cannot act: the estimate is not to be trusted at this N", rel)
 
 
 def _validation_numbers(c: Collector) -> None:
