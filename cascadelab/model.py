@@ -172,8 +172,7 @@ class CascadeModel(mesa.Model):
 
     def market_px(self) -> FloatArray:
         """Current market price of every asset."""
-        f = self.fundamental[self.t]
-        return np.array([v.price(f[a]) for a, v in enumerate(self.venues)])
+        return self.market_px_ext()[: self.n_assets]
 
     def market_px_ext(self) -> FloatArray:
         """Market prices with the USD numeraire (1.0) appended."""
