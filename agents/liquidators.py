@@ -24,6 +24,7 @@ anything else until the bid is outbid or dealt (``free_capital``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,7 @@ class Liquidator(mesa.Agent):
         self.books = KeeperBooks()
         self.fills_this_step = 0
         self.window_was_empty = False  # the last bid evaluated a window of the ranked list and none paid off
+        self.needs_capital: float | None = None  # the last bid took nothing from a ranking: what its head costs
 
     # ----------------------------------------------------------------- step 6: decide and bid
 
@@ -174,10 +176,16 @@ class Liquidator(mesa.Agent):
         list can have become profitable: they re-evaluate only the head of it (a window of
         twice their transaction limit), which keeps a step's cost independent of the
         number of keepers.
+
+        A bid that takes nothing from a non-empty ranking leaves ``needs_capital``: the cost
+        of the best-ranked offer's best clip (inf if that clip fails the profit rule).  Taking
+        stops at the first offer that fails, so an identical keeper at the same remaining
+        amounts and planned sales but with less free capital than that takes nothing either.
         """
         cfg = self.config
         m = self.model
         self.window_was_empty = False
+        self.needs_capital = None
         capital = self.free_capital()
         if offers.size == 0 or not self.can_transact() or capital <= 0:
             return Bids.empty(), NO_OFFERS
@@ -210,10 +218,11 @@ class Liquidator(mesa.Agent):
         marginal = total.copy()  # first differences of [0, total...], bit for bit
         marginal[1:] -= total[:-1]
         cost = cost[order]
-        take = ((marginal - cost - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost))
-                & (np.cumsum(cost) <= capital))
+        pays_off = marginal - cost - m.gas.cost_usd(cfg.gas_units) >= self.rule(cfg, cost)
+        take = pays_off & (np.cumsum(cost) <= capital)
         n_take = take.size if take.all() else int(np.argmin(take))  # up to the first failure
         if n_take == 0:
+            self.needs_capital = float(cost[0]) if pays_off[0] else math.inf
             return Bids.empty(), ranked
         chosen = order[:n_take]
         offer_idx = idx[chosen]

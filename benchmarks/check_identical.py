@@ -61,7 +61,21 @@ def scenarios() -> dict[str, tuple[Any, dict[str, Any]]]:
         "contagion_sqrt": (SCENARIOS / "contagion.toml", {}),
         "eth_steth_depeg": (SCENARIOS / "eth_steth_depeg.toml", {}),
         "debt_market_inelastic": (SCENARIOS / "debt_market_inelastic.toml", {}),
+        # capital-starved keepers (the slow tail of the Sobol' study): the best offer costs more than a
+        # keeper holds, step after step, while keepers' capital drifts apart with their profits
+        "sweep_1k_starved_keepers": (None, STARVED_KEEPERS),
+        "sweep_1k_starved_keepers_3_rounds": (None, {**STARVED_KEEPERS, "liquidators.rounds_per_step": 3,
+                                                     "liquidators.capital_usd": 2.5e5}),
     }
+
+
+STARVED_KEEPERS = {
+    "populations.a_passive.count": 400, "populations.a_active.count": 200, "populations.b_passive.count": 400,
+    "protocols.lender_b.mechanism": {"kind": "fixed_bonus"}, "protocols.lender_a.mechanism.bonus": 0.062868,
+    "protocols.lender_a.mechanism.close_factor": 0.995715, "assets.ETH.path.3.1": 1212.134122,
+    "venues.ETH.depth_usd": 1.631209e8, "venues.ETH.recovery_halflife_steps": 21.362969,
+    "liquidators.capital_usd": 5.882669e4, "protocols.lender_a.oracle.lag_steps": 9}
+"""A run from the N = 1024 study of experiments/sweeps/sensitivity_fixed_bonus.toml (one of its slowest)."""
 
 
 def backstop_spec() -> dict[str, Any]:

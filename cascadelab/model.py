@@ -281,6 +281,9 @@ class CascadeModel(mesa.Model):
                 # (configuration, free slots) whose window held nothing profitable since the last bid: an
                 # identical keeper would evaluate the same window at the same planned sales and find nothing
                 exhausted: set[tuple[int, int]] = set()
+                # configuration -> free capital an identical keeper needs to take anything since the last bid
+                # (capital-starved keepers: the best-ranked clip costs more than they hold, step after step)
+                blocked: dict[int, float] = {}
                 parts = []
                 for k in keepers:
                     known = shared.get(id(k.config))
@@ -288,14 +291,21 @@ class CascadeModel(mesa.Model):
                         continue  # an identical keeper found nothing profitable; neither will this one
                     if (id(k.config), k.slots()) in exhausted:
                         continue
+                    needs = blocked.get(id(k.config))
+                    if needs is not None and not needs <= k.free_capital():
+                        continue  # it would stop at the same first offer, for want of capital
                     b, profitable = k.bid(p, offers, remaining, t, known)
                     shared.setdefault(id(k.config), profitable)
                     parts.append(b)
                     self._plan_debt_purchase(p, b.pay)
                     if b.size:
                         exhausted.clear()  # remaining and planned sales moved
-                    elif k.window_was_empty:
-                        exhausted.add((id(k.config), k.slots()))
+                        blocked.clear()
+                    else:
+                        if k.window_was_empty:
+                            exhausted.add((id(k.config), k.slots()))
+                        if k.needs_capital is not None:
+                            blocked[id(k.config)] = k.needs_capital
                 bids = Bids.concat(parts)
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)

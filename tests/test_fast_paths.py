@@ -217,3 +217,39 @@ def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest
                                     "populations.a_active.count": 200, "populations.b_passive.count": 400,
                                     "venues.ETH.depth_usd": 4e6, "liquidators.capital_usd": capital})
     assert len(checked) > 100
+
+
+def test_a_keeper_poorer_than_the_blocking_clip_takes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model skips a keeper whose free capital is below what stopped an identical keeper (the cost of the
+    best-ranked clip, until someone bids): each such keeper, asked anyway at that moment, bids nothing, and
+    one with at least that much does bid (so the check can tell the two apart)."""
+    real = Liquidator.bid
+    poorer, richer = [], []
+
+    def asking_the_others(self: Liquidator, protocol: int, offers, remaining: np.ndarray, t: int,
+                          ranked: np.ndarray | None = None) -> tuple:
+        out = real(self, protocol, offers, remaining, t, ranked)
+        needs = self.needs_capital
+        if needs is not None:
+            for other in self.model.keepers:
+                if other is self or other.config is not self.config:
+                    continue
+                saved = other.capital
+                for capital, seen in ((needs * 0.999, poorer), (needs * 1.001, richer)):
+                    other.capital = capital
+                    planned = self.model.planned.copy()
+                    bids, _ = real(other, protocol, offers, remaining.copy(), t, out[1])
+                    self.model.planned[:] = planned  # only asked: its planned sales must not count
+                    other.fills_this_step -= bids.size
+                    seen.append(bids.size)
+                other.capital = saved
+            self.needs_capital = needs  # what the model reads next
+        return out
+
+    monkeypatch.setattr(Liquidator, "bid", asking_the_others)
+    cascadelab.run(None, overrides={"run.steps": 500, "populations.a_passive.count": 400,
+                                    "populations.a_active.count": 200, "populations.b_passive.count": 400,
+                                    "venues.ETH.depth_usd": 1.6e8, "liquidators.capital_usd": 6e4,
+                                    "protocols.lender_a.mechanism.close_factor": 1.0})
+    assert len(poorer) > 100 and not any(poorer)
+    assert sum(n > 0 for n in richer) > 0.5 * len(richer)
