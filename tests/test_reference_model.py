@@ -92,3 +92,11 @@ def test_bench_command_outside_a_checkout_is_a_usage_error(monkeypatch: pytest.M
     monkeypatch.setattr(bench, "benchmark_script", lambda: Path("/nonexistent/benchmarks/run.py"))
     assert main(["bench", "--quick"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_the_reference_crash_scenario_file_is_the_benchmark_spec() -> None:
+    """experiments/scenarios/reference_crash.toml (timed by the Sobol' study benchmark) is reference_spec(1000)."""
+    from cascadelab.spec import spec_to_dict
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "scenarios" / "reference_crash.toml"
+    assert spec_to_dict(cascadelab.load_spec(path)) == spec_to_dict(cascadelab.load_spec(reference_spec(1000)))

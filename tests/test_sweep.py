@@ -294,3 +294,11 @@ def test_chunks_grow_with_short_runs(tmp_path: Path) -> None:
     run_sweep(ishigami_sweep(n=64), tmp_path / "out", progress=False)
     parts = Store.open(tmp_path / "out").parts()
     assert 2 <= len(parts) <= 20  # 640 runs of ~0.1 ms: a handful of chunks, not 640
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments" / "sweeps").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_sweep_plans(path: Path) -> None:
+    """Each sweep file in experiments/sweeps/ validates against its scenario and samples its design."""
+    plan = plan_sweep(path)
+    assert plan.n_runs > 0 and plan.x.shape[0] == plan.n_rows
