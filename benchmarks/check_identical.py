@@ -3,11 +3,18 @@
     python benchmarks/check_identical.py                  # print one hash per scenario
     python benchmarks/check_identical.py --save FILE      # ... and store them
     python benchmarks/check_identical.py --compare FILE   # exit 1 if any hash differs from FILE
+    python benchmarks/check_identical.py --store DIR [--runs 40]   # re-run runs of a stored sweep
 
 A hash covers the metrics (exact float bits), per-protocol and per-asset metrics, contagion and causes, and
 every row and column of the fills, sales, timeseries and cascade-graph frames (exact bits), so it
 changes if any number the run produces changes in its last bit.  Run it before and after
 an engine change: equal hashes mean the change is behaviour-preserving on these scenarios.
+
+``--store DIR`` checks against a sweep an earlier engine ran (e.g. the paper's
+``paper/results/full/sweeps/sensitivity``): it rebuilds the study from the store's manifest,
+re-runs ``--runs`` of its runs (the slowest half by their stored wall time, which reach the
+paths the sweep's inputs push hardest, the rest drawn at random) and compares every stored
+output bit for bit.
 """
 
 from __future__ import annotations
@@ -134,12 +141,51 @@ def _hex(obj: Any) -> Any:
     return float(obj).hex()
 
 
+def compare_store(root: Path, runs: int, seed: int = 0) -> int:
+    """Re-run ``runs`` runs of the sweep stored in ``root``; the number whose outputs differ from the stored ones."""
+    import numpy as np
+
+    from cascadelab.sweep import Store, plan_sweep
+    from cascadelab.sweep.work import run_task
+
+    store = Store.open(root)
+    manifest = store.manifest()
+    sweep = dict(manifest["sweep"])
+    if manifest["scenario_path"]:
+        sweep["scenario"] = manifest["scenario_path"]  # resolved when the sweep ran
+    plan = plan_sweep({"sweep": sweep})
+    if not np.array_equal(plan.x, store.sample()):
+        raise SystemExit(f"{root}: the sweep spec no longer samples the stored design; cannot compare")
+    stored = store.read_results()
+    stored = stored[stored["error"].isna()]
+    slowest = stored.nlargest(runs // 2, "wall_seconds")
+    rest = stored.drop(slowest.index)
+    picked = pd.concat([slowest, rest.sample(min(runs - len(slowest), len(rest)), random_state=seed)])
+    outputs = [c for c in stored.columns if c not in {"row", "replicate", "mechanism", "seed", "error", "warnings",
+                                                      "wall_seconds", *plan.study.names}]
+    mechanisms = plan.mechanism_names
+    differ = 0
+    for _, old in picked.iterrows():
+        row, rep, mech = int(old["row"]), int(old["replicate"]), mechanisms.index(old["mechanism"])
+        new = run_task(plan.study, row, rep, mech, plan.x[row])
+        bad = [c for c in outputs if float(new[c]).hex() != float(old[c]).hex()]
+        differ += bool(bad)
+        print(f"row {row:>6} {old['mechanism']:<16} stored {old['wall_seconds']:6.2f} s, now "
+              f"{new['wall_seconds']:6.2f} s  {'DIFFERENT: ' + ', '.join(bad[:4]) if bad else 'same'}")
+    print(f"{len(picked) - differ} of {len(picked)} runs identical in all {len(outputs)} outputs")
+    return differ
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save", type=Path, help="write the hashes to this JSON file")
     parser.add_argument("--compare", type=Path, help="compare with hashes saved earlier; exit 1 on any difference")
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    parser.add_argument("--store", type=Path, help="instead: re-run runs of the sweep stored in this directory")
+    parser.add_argument("--runs", type=int, default=40, help="--store: how many runs to re-run")
     args = parser.parse_args()
+    if args.store:
+        return 1 if compare_store(args.store, args.runs) else 0
     expected = json.loads(args.compare.read_text()) if args.compare else {}
     hashes: dict[str, str] = {}
     differ = []
