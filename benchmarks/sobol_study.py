@@ -5,9 +5,12 @@
 Runs the sweep file's study at ``--n`` base samples through the sweep runner on ``--workers``
 local processes (results streamed to a temporary store, deleted afterwards) and reports the
 wall time, runs per second, the distribution of single-run times (the sweep's own per-run
-``wall_seconds``), and the parallel efficiency of the pool: the sum of the runs' wall times
-divided by (workers x elapsed).  The entry for the sweep file is replaced in ``--out`` (one
-JSON object keyed by the sweep file), with the machine it ran on.
+``wall_seconds``) and how busy the pool was: the sum of the runs' wall times divided by
+(workers x elapsed), i.e. the share of the workers' time spent inside runs rather than
+waiting for the driver.  (Parallel efficiency proper, rate at 2 workers / twice the rate at 1,
+is what benchmarks/sweep_throughput.py measures.)  The entry for the sweep file is replaced in
+``--out`` (one JSON object keyed by the sweep file), with the machine it ran on; ``--keep DIR``
+keeps the study's results (to compare them with another engine's, run for run).
 
 The two studies quoted in the README:
 
@@ -36,19 +39,20 @@ from run import machine  # noqa: E402
 from cascadelab.sweep import Store, plan_sweep, run_sweep  # noqa: E402
 
 
-def time_study(sweep: Path, n: int, workers: int, progress: bool = True) -> dict[str, Any]:
+def time_study(sweep: Path, n: int, workers: int, progress: bool = True, keep: Path | None = None) -> dict[str, Any]:
     """Run ``sweep`` at N = ``n`` on ``workers`` processes; timings and per-run statistics."""
     raw = tomllib.loads(sweep.read_text())
     raw["sweep"]["n"] = n
     plan = plan_sweep(raw, base=sweep.parent)
-    out = Path(tempfile.mkdtemp(prefix="sobol_study_")) / "study"
+    out = keep if keep is not None else Path(tempfile.mkdtemp(prefix="sobol_study_")) / "study"
     try:
         t0 = time.perf_counter()
         summary = run_sweep(plan, out, workers=workers, progress=progress)
         elapsed = time.perf_counter() - t0
         runs = Store.open(out).read_results()
     finally:
-        shutil.rmtree(out.parent, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(out.parent, ignore_errors=True)
     wall = runs["wall_seconds"].to_numpy(dtype=float)
     q = np.quantile(wall, [0.5, 0.9, 0.99])
     return {
@@ -57,7 +61,7 @@ def time_study(sweep: Path, n: int, workers: int, progress: bool = True) -> dict
         "elapsed_minutes": elapsed / 60.0, "runs_per_second": summary.ran / elapsed,
         "run_seconds": {"mean": float(wall.mean()), "median": float(q[0]), "p90": float(q[1]),
                         "p99": float(q[2]), "max": float(wall.max()), "sum": float(wall.sum())},
-        "parallel_efficiency": float(wall.sum() / (workers * elapsed)),
+        "busy_fraction": float(wall.sum() / (workers * elapsed)),
     }
 
 
@@ -68,16 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=HERE / "sobol_study.json")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--keep", type=Path, help="keep the study's results in this (new) directory")
     args = ap.parse_args(argv)
     if not args.sweep.is_file():
         ap.error(f"no such sweep file: {args.sweep}")
-    row = time_study(args.sweep, args.n, args.workers, progress=not args.no_progress)
+    row = time_study(args.sweep, args.n, args.workers, progress=not args.no_progress, keep=args.keep)
     row["machine"] = machine()
     r = row["run_seconds"]
     print(f"{row['sweep']}: {row['runs']:,} runs ({row['failed']} failed), N = {row['n']}, {row['params']} inputs, "
           f"{row['workers']} workers: {row['elapsed_minutes']:.1f} min, {row['runs_per_second']:.2f} runs/s; "
           f"one run median {r['median']:.3f} s, mean {r['mean']:.3f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
-          f"parallel efficiency {row['parallel_efficiency']:.2f}")
+          f"workers busy {row['busy_fraction']:.0%} of the time")
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results[Path(row["sweep"]).as_posix()] = row
     args.out.write_text(json.dumps(results, indent=2) + "\n")
