@@ -8,8 +8,8 @@ wall time, runs per second, the distribution of single-run times (the sweep's ow
 ``wall_seconds``) and how busy the pool was: the sum of the runs' wall times divided by
 (workers x elapsed), i.e. the share of the workers' time spent inside runs rather than
 waiting for the driver.  (Parallel efficiency proper, rate at 2 workers / twice the rate at 1,
-is what benchmarks/sweep_throughput.py measures.)  The entry for the sweep file is replaced in
-``--out`` (one JSON object keyed by the sweep file), with the machine it ran on; ``--keep DIR``
+is what benchmarks/sweep_throughput.py measures.)  The entry for the sweep file and N is replaced in
+``--out`` (one JSON object keyed by "<sweep file> n=<N>"), with the machine it ran on; ``--keep DIR``
 keeps the study's results (to compare them with another engine's, run for run).
 
 The two studies quoted in the README:
@@ -36,12 +36,15 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's engine, not an i
 import numpy as np  # noqa: E402
 from run import machine  # noqa: E402
 
-from cascadelab.sweep import Store, plan_sweep, run_sweep  # noqa: E402
+from cascadelab.schema import SpecError  # noqa: E402
+from cascadelab.sweep import Store, StoreError, plan_sweep, run_sweep  # noqa: E402
 
 
 def time_study(sweep: Path, n: int, workers: int, progress: bool = True, keep: Path | None = None) -> dict[str, Any]:
     """Run ``sweep`` at N = ``n`` on ``workers`` processes; timings and per-run statistics."""
     raw = tomllib.loads(sweep.read_text())
+    if not isinstance(raw.get("sweep"), dict):
+        raise SpecError("sweep", "missing: not a sweep spec (see experiments/sweeps/)")
     raw["sweep"]["n"] = n
     plan = plan_sweep(raw, base=sweep.parent)
     out = keep if keep is not None else Path(tempfile.mkdtemp(prefix="sobol_study_")) / "study"
@@ -76,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.sweep.is_file():
         ap.error(f"no such sweep file: {args.sweep}")
-    row = time_study(args.sweep, args.n, args.workers, progress=not args.no_progress, keep=args.keep)
+    try:
+        row = time_study(args.sweep, args.n, args.workers, progress=not args.no_progress, keep=args.keep)
+    except (tomllib.TOMLDecodeError, SpecError, StoreError) as exc:
+        ap.error(f"{args.sweep}: {exc}")
     row["machine"] = machine()
     r = row["run_seconds"]
     print(f"{row['sweep']}: {row['runs']:,} runs ({row['failed']} failed), N = {row['n']}, {row['params']} inputs, "
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
           f"one run median {r['median']:.3f} s, mean {r['mean']:.3f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
           f"workers busy {row['busy_fraction']:.0%} of the time")
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results[Path(row["sweep"]).as_posix()] = row
+    results[f"{Path(row['sweep']).as_posix()} n={row['n']}"] = row  # a trial at small N keeps the full one
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
     return 0

@@ -1,0 +1,64 @@
+"""The benchmark tools that back issue 8's numbers: they must measure what they claim and detect what they check.
+
+``benchmarks/sobol_study.py`` times a whole study and counts its runs; ``check_identical.py
+--store`` re-runs runs of a stored sweep and must notice a stored output that differs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_identical  # noqa: E402
+import sobol_study  # noqa: E402
+from test_sweep import scenario_sweep  # noqa: E402
+
+from cascadelab.sweep import run_sweep  # noqa: E402
+
+
+def _write_toml(path: Path, sweep: dict) -> Path:
+    """A sweep dict as TOML (JSON scalars and arrays are TOML values)."""
+    lines = ["[sweep]", *(f"{k} = {json.dumps(v)}" for k, v in sweep["sweep"].items() if k != "params")]
+    for p in sweep["sweep"]["params"]:
+        lines += ["[[sweep.params]]", *(f"{k} = {json.dumps(v)}" for k, v in p.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sobol_study_times_every_run_and_keeps_trials_apart(tmp_path: Path) -> None:
+    sweep = _write_toml(tmp_path / "study.toml", scenario_sweep(tmp_path))
+    out = tmp_path / "timings.json"
+    for n in (2, 4):
+        assert sobol_study.main([str(sweep), "--n", str(n), "--workers", "1", "--no-progress", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert sorted(saved) == [f"{sweep.as_posix()} n=2", f"{sweep.as_posix()} n=4"]  # a trial does not overwrite
+    row = saved[f"{sweep.as_posix()} n=4"]
+    assert row["runs"] == 4 * (2 + 2) and row["failed"] == 0  # Sobol' without second order: N (k + 2)
+    assert 0 < row["run_seconds"]["median"] <= row["run_seconds"]["max"] and 0 < row["busy_fraction"] <= 1.05
+    assert row["runs_per_second"] == pytest.approx(row["runs"] / (60 * row["elapsed_minutes"]))
+
+
+def test_sobol_study_rejects_a_file_that_is_not_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text("[run]\nsteps = 10\n")
+    with pytest.raises(SystemExit) as exc:
+        sobol_study.main([str(scenario), "--out", str(tmp_path / "t.json")])
+    assert exc.value.code == 2 and "not a sweep spec" in capsys.readouterr().err
+
+
+def test_store_check_passes_on_the_same_engine_and_catches_a_changed_output(tmp_path: Path) -> None:
+    out = tmp_path / "stored"
+    run_sweep(scenario_sweep(tmp_path, n=2), out, progress=False)
+    assert check_identical.compare_store(out, runs=8) == 0
+    part = sorted((out / "runs").glob("*.parquet"))[0]
+    frame = pq.read_table(part).to_pandas()
+    frame.loc[:, "liquidated_usd"] = frame["liquidated_usd"] * (1 + 1e-15) + 1e-9  # the last bits only
+    pq.write_table(pq.read_table(part).from_pandas(frame, schema=pq.read_schema(part), preserve_index=False), part)
+    assert check_identical.compare_store(out, runs=8) == len(pd.read_parquet(part))
