@@ -146,6 +146,7 @@ def compare_store(root: Path, runs: int, seed: int = 0) -> int:
     import numpy as np
 
     from cascadelab.sweep import Store, plan_sweep
+    from cascadelab.sweep.store import KEY, TEXT_COLUMNS
     from cascadelab.sweep.work import run_task
 
     store = Store.open(root)
@@ -161,8 +162,7 @@ def compare_store(root: Path, runs: int, seed: int = 0) -> int:
     slowest = stored.nlargest(runs // 2, "wall_seconds")
     rest = stored.drop(slowest.index)
     picked = pd.concat([slowest, rest.sample(min(runs - len(slowest), len(rest)), random_state=seed)])
-    outputs = [c for c in stored.columns if c not in {"row", "replicate", "mechanism", "seed", "error", "warnings",
-                                                      "wall_seconds", *plan.study.names}]
+    outputs = [c for c in stored.columns if c not in {*KEY, *TEXT_COLUMNS, "wall_seconds", *plan.study.names}]
     mechanisms = plan.mechanism_names
     differ = 0
     for _, old in picked.iterrows():

@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,15 @@ import numpy as np  # noqa: E402
 from run import machine  # noqa: E402
 
 from cascadelab.schema import SpecError  # noqa: E402
+from cascadelab.spec import read_toml  # noqa: E402
 from cascadelab.sweep import Store, StoreError, plan_sweep, run_sweep  # noqa: E402
 
 
 def time_study(sweep: Path, n: int, workers: int, progress: bool = True, keep: Path | None = None) -> dict[str, Any]:
     """Run ``sweep`` at N = ``n`` on ``workers`` processes; timings and per-run statistics."""
-    raw = tomllib.loads(sweep.read_text())
+    raw = read_toml(sweep)
     if not isinstance(raw.get("sweep"), dict):
-        raise SpecError("sweep", "missing: not a sweep spec (see experiments/sweeps/)")
+        raise SpecError(str(sweep), "no [sweep] table: not a sweep spec (see experiments/sweeps/)")
     raw["sweep"]["n"] = n
     plan = plan_sweep(raw, base=sweep.parent)
     out = keep if keep is not None else Path(tempfile.mkdtemp(prefix="sobol_study_")) / "study"
@@ -77,12 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the study's results in this (new) directory")
     args = ap.parse_args(argv)
-    if not args.sweep.is_file():
-        ap.error(f"no such sweep file: {args.sweep}")
     try:
         row = time_study(args.sweep, args.n, args.workers, progress=not args.no_progress, keep=args.keep)
-    except (tomllib.TOMLDecodeError, SpecError, StoreError) as exc:
-        ap.error(f"{args.sweep}: {exc}")
+    except (SpecError, StoreError) as exc:
+        ap.error(str(exc))
     row["machine"] = machine()
     r = row["run_seconds"]
     print(f"{row['sweep']}: {row['runs']:,} runs ({row['failed']} failed), N = {row['n']}, {row['params']} inputs, "
