@@ -8,6 +8,7 @@ index arrays, so a step loops over tens of agents, never over positions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mesa
@@ -28,8 +29,9 @@ from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
 from cascadelab.record import Recorder
 from cascadelab.rng import Streams, streams
 from cascadelab.spec import Spec
+from cascadelab.take_bound import TakeBound
 from mechanisms.auctions import NOBODY, AuctionOffers
-from mechanisms.base import BORROWER, POOL, Bids, Fills
+from mechanisms.base import BORROWER, POOL, Bids, Fills, Offers
 from mechanisms.registry import make as make_mechanism
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,6 +39,11 @@ IntArray = npt.NDArray[np.int64]
 
 NOBODY_LIQUIDATABLE = np.zeros(0, dtype=np.int64)
 NOBODY_LIQUIDATABLE.flags.writeable = False
+
+
+TAKE_BOUND_MIN_POSITIONS = 16
+"""Fewer liquidatable positions than this: the keepers' own evaluation is as cheap as the proof that they
+take nothing (``cascadelab.take_bound``), so it is not tried (benchmarks/PROFILE.md section 13)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,10 @@ class CascadeModel(mesa.Model):
             for i, cfg in enumerate(cfg for _, cfg in spec.liquidators.all_groups() for _ in range(cfg.count))
         ]
         self._keeper_latency = [k.config.latency_steps for k in self.keepers]
+        self._keeper_configs = list({id(k.config): k.config for k in self.keepers}.values())
+        # per protocol: whether the last round found nothing worth taking (then the take bound may prove it again)
+        self._try_take_bound = [True] * self.n_protocols
+        self._take_bounds = [TakeBound(self, p) for p in range(self.n_protocols)]
         self.arbitrageurs = [
             Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
         ]
@@ -270,47 +281,70 @@ class CascadeModel(mesa.Model):
             mech.caller = caller
             if mech.idle():
                 continue
-            offers = mech.offers(self.book, self.oracle_px[p], t)
-            if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
-                bids = english_bids(keepers, p, offers, t)
-            elif offers.size == 0:
-                bids = Bids.empty()
+            if self._try_take_bound[p] and mech.liquidatable.size >= TAKE_BOUND_MIN_POSITIONS and self._nobody_takes(p, mech):
+                bids = Bids.empty()  # no keeper would take anything: the offers are not even built
             else:
-                remaining = offers.max_pay.copy()
-                shared: dict[int, IntArray] = {}  # offers found profitable, per keeper configuration
-                # (configuration, free slots) whose window held nothing profitable since the last bid: an
-                # identical keeper would evaluate the same window at the same planned sales and find nothing
-                exhausted: set[tuple[int, int]] = set()
-                # configuration -> free capital an identical keeper needs to take anything since the last bid
-                # (capital-starved keepers: the best-ranked clip costs more than they hold, step after step)
-                blocked: dict[int, float] = {}
-                parts = []
-                for k in keepers:
-                    known = shared.get(id(k.config))
-                    if known is not None and known.size == 0:
-                        continue  # an identical keeper found nothing profitable; neither will this one
-                    if (id(k.config), k.slots()) in exhausted:
-                        continue
-                    needs = blocked.get(id(k.config))
-                    if needs is not None and not needs <= k.free_capital():
-                        continue  # it would stop at the same first offer, for want of capital
-                    b, profitable = k.bid(p, offers, remaining, t, known)
-                    shared.setdefault(id(k.config), profitable)
-                    parts.append(b)
-                    self._plan_debt_purchase(p, b.pay)
-                    if b.size:
-                        exhausted.clear()  # remaining and planned sales moved
-                        blocked.clear()
-                    else:
-                        if k.window_was_empty:
-                            exhausted.add((id(k.config), k.slots()))
-                        if k.needs_capital is not None:
-                            blocked[id(k.config)] = k.needs_capital
-                bids = Bids.concat(parts)
+                offers = mech.offers(self.book, self.oracle_px[p], t)
+                if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
+                    bids = english_bids(keepers, p, offers, t)
+                else:
+                    bids, found = self._linear_bids(p, keepers, offers, t)
+                    # worth trying the proof next time if nothing was even worth taking (not merely unaffordable)
+                    self._try_take_bound[p] = not found
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)
             self.planned_debt[:] = 0.0  # this protocol's purchases are done (or were not filled)
         return any_fill
+
+    def _linear_bids(self, p: int, keepers: list[Liquidator], offers: Offers, t: int) -> tuple[Bids, bool]:
+        """Keepers' bids on linear offers, in order; and whether any keeper found an offer worth taking."""
+        if offers.size == 0:
+            return Bids.empty(), False
+        remaining = offers.max_pay.copy()
+        shared: dict[int, IntArray] = {}  # offers found profitable, per keeper configuration
+        # (configuration, free slots) whose window held nothing profitable since the last bid: an
+        # identical keeper would evaluate the same window at the same planned sales and find nothing
+        exhausted: set[tuple[int, int]] = set()
+        # configuration -> free capital an identical keeper needs to take anything since the last bid
+        # (capital-starved keepers: the best-ranked clip costs more than they hold, step after step)
+        blocked: dict[int, float] = {}
+        parts = []
+        found = False
+        for k in keepers:
+            known = shared.get(id(k.config))
+            if known is not None and known.size == 0:
+                continue  # an identical keeper found nothing profitable; neither will this one
+            if (id(k.config), k.slots()) in exhausted:
+                continue
+            needs = blocked.get(id(k.config))
+            if needs is not None and not needs <= k.free_capital():
+                continue  # it would stop at the same first offer, for want of capital
+            b, profitable = k.bid(p, offers, remaining, t, known)
+            if known is None:
+                shared[id(k.config)] = profitable
+                found = found or profitable.size > 0
+            parts.append(b)
+            self._plan_debt_purchase(p, b.pay)
+            if b.size:
+                exhausted.clear()  # remaining and planned sales moved
+                blocked.clear()
+            else:
+                if k.window_was_empty:
+                    exhausted.add((id(k.config), k.slots()))
+                if k.needs_capital is not None:
+                    blocked[id(k.config)] = k.needs_capital
+        return Bids.concat(parts), found
+
+    def _nobody_takes(self, p: int, mech) -> bool:
+        """Proof (``cascadelab.take_bound``) that no keeper takes any of protocol p's offers this round."""
+        ceiling = mech.offer_ceiling(self.book, self.oracle_px[p])
+        return ceiling is not None and self._take_bounds[p].nobody_takes(ceiling, self._least_take_profit())
+
+    def _least_take_profit(self) -> float:
+        """The lowest profit before gas any keeper would take a clip for: min over configurations of
+        min_profit_usd + gas now (every strategy asks at least min_profit_usd)."""
+        return min((cfg.min_profit_usd + self.gas.cost_usd(cfg.gas_units) for cfg in self._keeper_configs),
+                   default=math.inf)  # no keepers: nobody takes anything
 
     def _apply_fills(self, p: int, fills: Fills) -> bool:
         """Log fills (with the health they were taken at), apply them to the book, hand collateral to keepers."""
@@ -356,6 +390,16 @@ class CascadeModel(mesa.Model):
             else:
                 total += v.quote_sell(units[..., a], f[a], z)
         return total
+
+    def sales_slope(self, units: FloatArray, direction: FloatArray) -> FloatArray:
+        """Slope of :meth:`quote_sales` at ``units`` (..., A) along ``direction`` (same shape): USD per unit
+        of scale, sum_a direction_a x the venue's marginal price after the planned sales and ``units_a``."""
+        f = self.fundamental[self.t]
+        slope = np.zeros(units.shape[:-1])
+        for a in np.flatnonzero(direction.reshape(-1, self.n_assets).any(axis=0)):
+            v = self.venues[a]
+            slope += direction[..., a] * v.marginal_sell(units[..., a] + self.planned[a], f[a])
+        return slope
 
     def trade_bounds(self, p: int) -> tuple[FloatArray, float, float]:
         """Bounds on what trading now can give a keeper of protocol p, whatever the size.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cascadelab.book import PositionBook
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 # Counterparty codes for fills that no keeper takes (keepers are numbered from 0).
@@ -72,6 +73,39 @@ class Offers:
             min_pay=np.zeros(0),
             since=np.zeros(0, dtype=np.int64),
         )
+
+
+@dataclass(frozen=True)
+class OfferCeiling:
+    """Bounds on every linear offer a mechanism could publish now, given without building the offers.
+
+    One row per position that could be on offer (a superset of the offers): no offer on it lets
+    a taker pay more than ``max_pay`` = min(pay_cap, pay_base x pay_scale) or receive more than
+    ``receive_per_pay`` = receive_base x receive_scale units of each asset per unit paid.
+    Ceilings with the same ``basis`` share the arrays and differ only in the two scales, so a
+    later ceiling's bounds are an earlier one's times scalar factors.  ``cascadelab.take_bound``
+    turns them into a proof that no keeper takes anything, so a step in which liquidatable
+    positions are not worth taking costs little more than a quiet one.
+    """
+
+    basis: object
+    pay_cap: FloatArray  # (k,)
+    pay_base: FloatArray  # (k,)
+    pay_scale: float
+    receive_base: FloatArray  # (k, A)
+    receive_scale: float
+
+    @property
+    def size(self) -> int:
+        return int(self.pay_cap.shape[0])
+
+    @property
+    def max_pay(self) -> FloatArray:
+        return np.minimum(self.pay_cap, self.pay_base * self.pay_scale)
+
+    @property
+    def receive_per_pay(self) -> FloatArray:
+        return self.receive_base * self.receive_scale
 
 
 @dataclass(frozen=True)
@@ -276,6 +310,12 @@ class MechanismBase:
                                   np.array(oracle_px, dtype=np.float64))
         return same
 
+    def offer_ceiling(self, book: PositionBook, oracle_px: FloatArray) -> OfferCeiling | None:
+        """Bounds on the offers :meth:`offers` would publish at ``oracle_px`` now, or None if the
+        mechanism cannot give them without building the offers (the default).
+        A mechanism that gives them must settle no bids without a fresh call to :meth:`offers`."""
+        return None
+
     def indebted_liquidatable(self, book: PositionBook) -> tuple[IntArray, IntArray]:
         """The liquidatable positions that still owe debt, with the step each became liquidatable."""
         keep = book.debt[self.liquidatable] > 0
@@ -299,7 +339,11 @@ class MechanismBase:
         ``value_per_debt_unit`` is the USD value of collateral handed over per debt unit
         paid (e.g. (1 + bonus) * P_debt for a fixed bonus).
         """
-        coll = book.collateral[positions]
-        value = (coll @ oracle_px[: book.n_assets])[:, None]
-        units_per_usd = np.divide(coll, value, out=np.zeros_like(coll), where=value > 0)
-        return units_per_usd * np.asarray(value_per_debt_unit)[:, None]
+        return pro_rata_rows(book.collateral[positions], oracle_px, value_per_debt_unit)
+
+
+def pro_rata_rows(coll: FloatArray, oracle_px: FloatArray, value_per_debt_unit: FloatArray) -> FloatArray:
+    """:meth:`MechanismBase.pro_rata_receive` of collateral rows ``coll`` (k, A) given directly."""
+    value = (coll @ oracle_px[: coll.shape[1]])[:, None]
+    units_per_usd = np.divide(coll, value, out=np.zeros_like(coll), where=value > 0)
+    return units_per_usd * np.asarray(value_per_debt_unit)[:, None]

@@ -106,6 +106,24 @@ class Venue:
         u1 = u0 + qty * fundamental * (1.0 - self.fee)
         return self._G(u1) - self._G(u0)  # u is USD at F, so the integral of P/F over u is USD
 
+    def marginal_sell(self, qty: FloatArray, fundamental: float, z: float | None = None) -> FloatArray:
+        """USD per unit of the last unit sold when selling each of ``qty`` units from state z: the slope of
+        :meth:`quote_sell` in ``qty``.  It never rises with ``qty`` (proceeds are concave in size), so a
+        tangent of the proceeds lies above them everywhere (``cascadelab.take_bound``)."""
+        qty = np.asarray(qty, dtype=np.float64)
+        z0 = self.z if z is None else z
+        if self.kind == "none":
+            return np.full_like(qty, fundamental * (1.0 - self.fee))
+        if self.kind == "constant_product":
+            sqrt_p = math.sqrt(fundamental * math.exp(z0))
+            x = self.liquidity / sqrt_p
+            pool_after = x + qty * (1.0 - self.fee)
+            return (1.0 - self.fee) * self.liquidity * sqrt_p * x / (pool_after * pool_after)
+        u = self._u_of_z(z0) + qty * fundamental * (1.0 - self.fee)
+        r = u / self.depth
+        z = -0.1 * r if self.linear else -0.1 * np.sign(r) * np.sqrt(np.abs(r))
+        return fundamental * (1.0 - self.fee) * np.maximum(1.0 + z, PRICE_FLOOR)  # the price multiplier, dG/du
+
     def quote_buy(self, qty: FloatArray, fundamental: float, z: float | None = None) -> FloatArray:
         """USD cost of buying each of ``qty`` units from state z (inf if the pool cannot deliver)."""
         qty = np.asarray(qty, dtype=np.float64)

@@ -1,0 +1,144 @@
+"""A proof, without building the offers or asking any keeper, that nobody takes a linear offer this round.
+
+A keeper takes a clip of an offer only if its profit (proceeds of selling the collateral after the
+sales already planned this step, minus the cost of the debt asset paid, minus gas) meets its
+profit rule, and every rule asks at least ``min_profit_usd`` (``agents.liquidators.STRATEGIES``).
+The mechanism's :class:`~mechanisms.base.OfferCeiling` says no clip of position i pays more than
+M_i or receives more than R_i units per unit paid; every unit of debt asset costs at least its
+market price c (purchases are convex).  So a clip paying x earns before gas at most
+h_i(x) = S(x R_i) - c x, x in (0, M_i], where S is the venues' proceeds, concave in size
+(``Venue.marginal_sell`` never rises).  h_i is concave, hence
+
+- if h_i'(M_i) >= 0 it rises all the way and its supremum is h_i(M_i);
+- otherwise the tangents at M_i and at 0 both lie above it: the supremum is at most
+  min(h_i(M_i) - h_i'(M_i) M_i, max(h_i'(0), 0) M_i), where h_i'(0) <= R_i . (price net of fee) - c.
+
+If every supremum, plus the rounding allowance of ``Liquidator.may_pay_off``, stays below the
+lowest ``min_profit_usd`` + gas of any keeper configuration, no keeper takes anything: the model
+skips building the offers and the bids, and the round ends as it would have, with no bids.  It
+pays in steps where positions are liquidatable but not worth taking (small positions under a
+keeper's minimum profit, an offer a few cents short of it): without it they cost five times a
+quiet step (benchmarks/PROFILE.md section 13).  The bound follows the venue's curve, so an offer
+at $99.8 against a $100 minimum is proved unprofitable while prices move it no closer.
+
+Re-checking the proof costs a few scalar operations while only prices move (:class:`TakeBound`):
+the next ceiling of the same basis is the last one's times scalars (receive per pay by gamma, pay
+by at most mu), and each venue's proceeds at most kappa_a times the last ones at the same size
+(constant product: proceeds are v / (1 + v / D) in the clip's value v at the price P and the pool's
+depth D = L sqrt(P), so kappa = max(P'/P gamma, 1) max(sqrt(P'/P), 1); no impact: F'/F gamma;
+transient impact: F'/F gamma while the venue has not recovered upward since, as proceeds fall
+with the volume already sold).  Concavity then bounds every new clip's profit by
+mu max(H + (kappa - 1) V, 0) + (c - c') mu M, from the last proof's highest bound H, highest
+proceeds V and largest pay M (c, c': the debt asset's price then and now).
+"""
+
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mechanisms.base import OfferCeiling
+
+if TYPE_CHECKING:
+    from cascadelab.model import CascadeModel
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def best_profit_bound(model: CascadeModel, p: int, ceiling: OfferCeiling
+                      ) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """Per ceiling row: an upper bound on the best profit before gas of any clip, the proceeds of the
+    largest clip, and the rounding allowance; and the debt asset's price the bound used."""
+    pay, per_pay = ceiling.max_pay, ceiling.receive_per_pay
+    net, debt_px, slack = model.trade_bounds(p)
+    units = pay[:, None] * per_pay
+    value = model.quote_sales(units)
+    owed = debt_px * pay
+    at_end = value - owed
+    slope_end = model.sales_slope(units, per_pay) - debt_px
+    slope_start = np.maximum(per_pay @ net - debt_px, 0.0)
+    bound = np.where(slope_end >= 0.0, at_end, np.minimum(at_end - slope_end * pay, slope_start * pay))
+    return bound, value, 1e-6 * (value + owed) + slack, debt_px
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """A proof by the full bound, with what re-checking it by scalars needs."""
+
+    ceiling: OfferCeiling
+    top: float  # H: highest bound on a row's profit before gas
+    value: float  # V: highest proceeds of a row's largest clip
+    pay: float  # M: highest pay ceiling
+    allowance: float  # highest rounding allowance
+    debt_px: float
+    price: FloatArray  # market price per asset
+    fundamental: FloatArray
+    z: FloatArray  # venue states
+    assets: IntArray  # assets some row receives
+
+
+_UNKEPT = object()
+
+
+class TakeBound:
+    """Proves, round by round, that no keeper takes any of one protocol's linear offers."""
+
+    def __init__(self, model: CascadeModel, p: int) -> None:
+        self.model = model
+        self.p = p
+        self._last: _Proof | None = None
+
+    def nobody_takes(self, ceiling: OfferCeiling, threshold: float) -> bool:
+        """True if no clip under ``ceiling`` can earn ``threshold`` (the lowest min_profit_usd + gas of the keepers)."""
+        last = self._last
+        if last is not None and last.ceiling.basis is ceiling.basis and self._still_holds(last, ceiling, threshold):
+            return True
+        proof = self._prove(ceiling, threshold)
+        self._last = proof if isinstance(proof, _Proof) else None
+        return proof is not None
+
+    def _prove(self, ceiling: OfferCeiling, threshold: float) -> _Proof | object | None:
+        """The full bound: a proof to keep, ``_UNKEPT`` if it holds but cannot be re-checked by scalars, or None."""
+        if ceiling.size == 0:
+            return _UNKEPT
+        bound, value, allowance, debt_px = best_profit_bound(self.model, self.p, ceiling)
+        if not np.all(bound + allowance < threshold):  # False with any NaN
+            return None
+        m = self.model
+        if m.planned.any() or m.planned_debt.any():  # re-checks assume no sales planned, then as now
+            return _UNKEPT
+        return _Proof(ceiling, float(bound.max()), float(value.max()), float(ceiling.max_pay.max()),
+                      float(allowance.max()), debt_px, m.market_px(), m.fundamental[m.t].copy(),
+                      np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)))
+
+    def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
+        """The last proof, carried to the current prices by the scalar bound of the module docstring."""
+        m = self.model
+        if m.planned.any() or m.planned_debt.any():
+            return False
+        f = m.fundamental[m.t]
+        gamma = ceiling.receive_scale / last.ceiling.receive_scale
+        mu = max(ceiling.pay_scale / last.ceiling.pay_scale, 1.0)
+        kappa = 1.0
+        for a in last.assets:
+            venue = m.venues[a]
+            if venue.kind == "constant_product":
+                r = venue.price(f[a]) / last.price[a]
+                kappa = max(kappa, max(r * gamma, 1.0) * max(math.sqrt(r), 1.0))
+            else:
+                if venue.kind == "transient_impact" and venue.z > last.z[a]:
+                    return False
+                kappa = max(kappa, f[a] / last.fundamental[a] * gamma)
+        da = int(m.book.debt_asset[self.p])
+        debt_px = 1.0 if da == m.n_assets else m.venues[da].price(f[da])
+        if not kappa < math.inf:
+            return False
+        bound = (mu * max(last.top + (kappa - 1.0) * last.value, 0.0) + max(last.debt_px - debt_px, 0.0) * mu * last.pay
+                 + last.allowance * kappa * mu * max(debt_px / last.debt_px, 1.0))
+        return bound < threshold  # False for NaN
