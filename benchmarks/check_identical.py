@@ -73,7 +73,24 @@ def scenarios() -> dict[str, tuple[Any, dict[str, Any]]]:
         "sweep_1k_starved_keepers": (None, STARVED_KEEPERS),
         "sweep_1k_starved_keepers_3_rounds": (None, {**STARVED_KEEPERS, "liquidators.rounds_per_step": 3,
                                                      "liquidators.capital_usd": 2.5e5}),
+        # liquidatable positions no keeper will take (a keeper's minimum profit): the rounds the take bound
+        # skips, on a constant-product pool, on a transient sqrt venue with priced gas, and under Aave's rules
+        "reference_1k_min_profit": (SCENARIOS / "reference_crash.toml", UNPROFITABLE),
+        "reference_1k_min_profit_transient_gas": (SCENARIOS / "reference_crash.toml", {
+            **UNPROFITABLE, "venues.ETH.kind": "transient_impact", "venues.ETH.impact": "sqrt",
+            "gas.token": "ETH", "liquidators.gas_units": 300_000}),
+        "sweep_1k_min_profit_aave": (None, {**STARVED_KEEPERS, "liquidators.capital_usd": 2e6,
+                                            "protocols.lender_a.mechanism.close_factor": 0.5,
+                                            "liquidators.min_profit_usd": 150.0}),
     }
+
+
+UNPROFITABLE = {
+    "protocols.lender.mechanism.bonus": 0.08, "protocols.lender.mechanism.close_factor": 0.6,
+    "venues.ETH.depth_usd": 2.2e7, "venues.ETH.recovery_halflife_steps": 30.0, "liquidators.capital_usd": 3e5,
+    "liquidators.min_profit_usd": 100.0}
+"""A mid-study point of experiments/sweeps/sensitivity_reference_crash.toml: positions stay liquidatable for
+hundreds of steps because they are not worth a keeper's $100."""
 
 
 STARVED_KEEPERS = {
