@@ -17,8 +17,8 @@ If every supremum, plus the rounding allowance of ``Liquidator.may_pay_off``, st
 lowest ``min_profit_usd`` + gas of any keeper configuration, no keeper takes anything: the model
 skips building the offers and the bids, and the round ends as it would have, with no bids.  It
 pays in steps where positions are liquidatable but not worth taking (small positions under a
-keeper's minimum profit, an offer a few cents short of it): without it they cost five times a
-quiet step (benchmarks/PROFILE.md section 13).  The bound follows the venue's curve, so an offer
+keeper's minimum profit, an offer a few cents short of it), which made up most steps of many
+study runs at 5-8 times the cost of a quiet step (benchmarks/PROFILE.md sections 12-13).  The bound follows the venue's curve, so an offer
 at $99.8 against a $100 minimum is proved unprofitable while prices move it no closer.
 
 Re-checking the proof costs a few scalar operations while only prices move (:class:`TakeBound`):
@@ -28,10 +28,11 @@ by at most mu), and each venue's proceeds at most kappa_a times the last ones at
 depth D = L sqrt(P), so kappa = max(P'/P gamma, 1) max(sqrt(P'/P), 1); no impact: F'/F gamma;
 transient impact: F'/F gamma while the venue has not recovered upward since, as proceeds fall
 with the volume already sold).  Concavity then bounds every new clip's profit by
-mu max(H + (kappa - 1) V, 0) + (c - c') mu M, from the last proof's highest bound H, highest
-proceeds V and largest pay M (c, c': the debt asset's price then and now).
+mu max(H + (kappa - 1) V, 0) + max(c - c', 0) mu M, from the last proof's highest bound H, highest
+proceeds V and largest pay M (c, c': the debt asset's price then and now), and the rounding
+allowance grows with kappa, mu and c'/c.  Proofs are re-checked only if no sales were planned
+then or now.
 """
-
 
 from __future__ import annotations
 
