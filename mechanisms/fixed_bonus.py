@@ -166,9 +166,10 @@ class FixedBonus(MechanismBase):
         (:class:`_CeilingBasis`): the offers are then rebuilt.
         """
         basis = self._basis
+        covering = basis.positions.size if basis is not None else -1 if self._built is None else self._built[0].pos.size
+        if self.liquidatable.size > covering:
+            return None  # new positions (or nothing built): found without looking at any row
         if basis is None:
-            if self._built is None:
-                return None
             (terms, ok), self._built = self._built, None
             basis = self._basis = terms.basis(self.config, ok, self._offers.receive_per_pay)
             if basis is None:
