@@ -41,11 +41,6 @@ NOBODY_LIQUIDATABLE = np.zeros(0, dtype=np.int64)
 NOBODY_LIQUIDATABLE.flags.writeable = False
 
 
-TAKE_BOUND_MIN_POSITIONS = 16
-"""Fewer liquidatable positions than this: the keepers' own evaluation is as cheap as the proof that they
-take nothing (``cascadelab.take_bound``), so it is not tried (benchmarks/PROFILE.md section 13)."""
-
-
 @dataclass(frozen=True)
 class Sources:
     """Ids of the flows whose price impact is attributed: liquidation sales and deleveraging per protocol,
@@ -145,11 +140,7 @@ class CascadeModel(mesa.Model):
         ]
         self._keeper_latency = [k.config.latency_steps for k in self.keepers]
         self._keeper_configs = list({id(k.config): k.config for k in self.keepers}.values())
-        # per protocol: whether the last round found nothing worth taking (then the take bound may prove it again)
-        self._try_take_bound = [True] * self.n_protocols
         self._take_bounds = [TakeBound(self, p) for p in range(self.n_protocols)]
-        self._take_bound_retry = [0] * self.n_protocols  # step before which not to try it again (after a failure)
-        self._take_bound_wait = [1] * self.n_protocols  # the wait after the next failure
         self.arbitrageurs = [
             Arbitrageur(self, a, spec.arbitrageurs.capital_usd_per_step) for a in range(self.n_assets)
         ]
@@ -283,17 +274,17 @@ class CascadeModel(mesa.Model):
             mech.caller = caller
             if mech.idle():
                 continue
-            if self._take_bound_due(p, mech, t) and self._nobody_takes(p, mech):
+            bound = self._take_bounds[p]
+            if bound.due(t, mech.liquidatable.size) and self._nobody_takes(p, mech):
                 bids = Bids.empty()  # no keeper would take anything: the offers are not even built
-                self._take_bound_wait[p] = 1
+                bound.proved()
             else:
                 offers = mech.offers(self.book, self.oracle_px[p], t)
                 if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes
                     bids = english_bids(keepers, p, offers, t)
                 else:
                     bids, found = self._linear_bids(p, keepers, offers, t)
-                    # worth trying the proof next time if nothing was even worth taking (not merely unaffordable)
-                    self._try_take_bound[p] = not found
+                    bound.worth_trying = not found  # nothing even worth taking (not merely unaffordable)
             fills = mech.settle(self.book, bids, t)
             any_fill |= self._apply_fills(p, fills)
             self.planned_debt[:] = 0.0  # this protocol's purchases are done (or were not filled)
@@ -337,19 +328,6 @@ class CascadeModel(mesa.Model):
                 if k.needs_capital is not None:
                     blocked[id(k.config)] = k.needs_capital
         return Bids.concat(parts), found
-
-    def _take_bound_due(self, p: int, mech, t: int) -> bool:
-        """Whether to try the take bound on protocol p now: not after a round that found something worth
-        taking (until one finds nothing), not for a handful of positions, and after a failed try only once
-        a wait has passed that doubles with each failure in a row (up to 64 steps): a proof over a large
-        set that keeps failing would double the cost of every round."""
-        if not self._try_take_bound[p] or t < self._take_bound_retry[p] \
-                or mech.liquidatable.size < TAKE_BOUND_MIN_POSITIONS:
-            return False
-        wait = self._take_bound_wait[p]
-        self._take_bound_retry[p] = t + wait  # if it fails; reset by a proof
-        self._take_bound_wait[p] = min(2 * wait, 64)
-        return True
 
     def _nobody_takes(self, p: int, mech) -> bool:
         """Proof (``cascadelab.take_bound``) that no keeper takes any of protocol p's offers this round."""

@@ -84,39 +84,60 @@ class _Proof:
     assets: IntArray  # assets some row receives
 
 
-_UNKEPT = object()
+MIN_POSITIONS = 16
+"""Fewer liquidatable positions than this: the keepers' own evaluation is as cheap as the proof, so it is
+not tried (benchmarks/PROFILE.md section 13)."""
+MAX_WAIT = 64
+"""After failed tries in a row the next waits 1, 2, 4, ... up to this many steps."""
 
 
 class TakeBound:
-    """Proves, round by round, that no keeper takes any of one protocol's linear offers."""
+    """Proves, round by round, that no keeper takes any of one protocol's linear offers; and when to try."""
 
     def __init__(self, model: CascadeModel, p: int) -> None:
         self.model = model
         self.p = p
+        self.worth_trying = True
+        """False after a round that found something worth taking (until one finds nothing): the keepers
+        could not take it (capital, gas), but a proof that nothing is worth taking would fail."""
         self._last: _Proof | None = None
+        self._retry = 0  # step before which not to try again (after a failed try)
+        self._wait = 1  # the wait after the next failed try
+
+    def due(self, t: int, n_liquidatable: int) -> bool:
+        """Whether to try the proof at step t: a proof over a large set that keeps failing (its rows change
+        every step) would double the cost of every round, so failed tries back off."""
+        if not self.worth_trying or t < self._retry or n_liquidatable < MIN_POSITIONS:
+            return False
+        self._retry = t + self._wait  # stands if this try fails; :meth:`proved` clears the wait
+        self._wait = min(2 * self._wait, MAX_WAIT)
+        return True
+
+    def proved(self) -> None:
+        """The try held: try again at the next step."""
+        self._retry, self._wait = 0, 1
 
     def nobody_takes(self, ceiling: OfferCeiling, threshold: float) -> bool:
         """True if no clip under ``ceiling`` can earn ``threshold`` (the lowest min_profit_usd + gas of the keepers)."""
         last = self._last
         if last is not None and last.ceiling.basis is ceiling.basis and self._still_holds(last, ceiling, threshold):
             return True
-        proof = self._prove(ceiling, threshold)
-        self._last = proof if isinstance(proof, _Proof) else None
-        return proof is not None
+        holds, self._last = self._prove(ceiling, threshold)
+        return holds
 
-    def _prove(self, ceiling: OfferCeiling, threshold: float) -> _Proof | object | None:
-        """The full bound: a proof to keep, ``_UNKEPT`` if it holds but cannot be re-checked by scalars, or None."""
+    def _prove(self, ceiling: OfferCeiling, threshold: float) -> tuple[bool, _Proof | None]:
+        """The full bound: whether it holds, and the proof to re-check later (None if it cannot be)."""
         if ceiling.size == 0:
-            return _UNKEPT
+            return True, None
         bound, value, allowance, debt_px = best_profit_bound(self.model, self.p, ceiling)
         if not np.all(bound + allowance < threshold):  # False with any NaN
-            return None
+            return False, None
         m = self.model
         if m.planned.any() or m.planned_debt.any():  # re-checks assume no sales planned, then as now
-            return _UNKEPT
-        return _Proof(ceiling, float(bound.max()), float(value.max()), float(ceiling.max_pay.max()),
-                      float(allowance.max()), debt_px, m.market_px(), m.fundamental[m.t].copy(),
-                      np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)))
+            return True, None
+        return True, _Proof(ceiling, float(bound.max()), float(value.max()), float(ceiling.max_pay.max()),
+                            float(allowance.max()), debt_px, m.market_px(), m.fundamental[m.t].copy(),
+                            np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)))
 
     def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
         """The last proof, carried to the current prices by the scalar bound of the module docstring."""
