@@ -18,8 +18,9 @@ lowest ``min_profit_usd`` + gas of any keeper configuration, no keeper takes any
 skips building the offers and the bids, and the round ends as it would have, with no bids.  It
 pays in steps where positions are liquidatable but not worth taking (small positions under a
 keeper's minimum profit, an offer a few cents short of it), which made up most steps of many
-study runs at 5-8 times the cost of a quiet step (benchmarks/PROFILE.md sections 12-13).  The bound follows the venue's curve, so an offer
-at $99.8 against a $100 minimum is proved unprofitable while prices move it no closer.
+study runs at 5-8 times the cost of a quiet step (benchmarks/PROFILE.md sections 12-13).  The
+bound follows the venue's curve, so an offer at $99.8 against a $100 minimum is proved
+unprofitable while prices move it no closer.
 
 Re-checking the proof costs a few scalar operations while only prices move (:class:`TakeBound`):
 the next ceiling of the same basis is the last one's times scalars (receive per pay by gamma, pay
@@ -144,21 +145,20 @@ class TakeBound:
         m = self.model
         if m.planned.any() or m.planned_debt.any():
             return False
-        f = m.fundamental[m.t]
+        f, px = m.fundamental[m.t], m.market_px_ext()
         gamma = ceiling.receive_scale / last.ceiling.receive_scale
         mu = max(ceiling.pay_scale / last.ceiling.pay_scale, 1.0)
         kappa = 1.0
         for a in last.assets:
             venue = m.venues[a]
             if venue.kind == "constant_product":
-                r = venue.price(f[a]) / last.price[a]
+                r = px[a] / last.price[a]
                 kappa = max(kappa, max(r * gamma, 1.0) * max(math.sqrt(r), 1.0))
             else:
                 if venue.kind == "transient_impact" and venue.z > last.z[a]:
                     return False
                 kappa = max(kappa, f[a] / last.fundamental[a] * gamma)
-        da = int(m.book.debt_asset[self.p])
-        debt_px = 1.0 if da == m.n_assets else m.venues[da].price(f[da])
+        debt_px = float(px[m.book.debt_asset[self.p]])
         if not kappa < math.inf:
             return False
         bound = (mu * max(last.top + (kappa - 1.0) * last.value, 0.0) + max(last.debt_px - debt_px, 0.0) * mu * last.pay

@@ -154,7 +154,7 @@ class FixedBonus(MechanismBase):
             takes_all = max_pay >= np.minimum(v.debt, all_collateral) * (1.0 - REL)
             max_pay = np.where(takes_all, max_pay, np.minimum(max_pay, partial_cap))
             cap = np.where(takes_all, partial_cap, np.inf)
-        return _Terms(pos, book.debt[pos], book.collateral[pos], int(book.debt_asset[self.protocol]), oracle_px, v,
+        return _Terms(pos, book.collateral[pos], int(book.debt_asset[self.protocol]), oracle_px, v,
                       full_close, all_collateral, max_pay, cap, value_per_pay * (1 - cfg.seized_share_to_protocol))
 
     def offer_ceiling(self, book: PositionBook, oracle_px: FloatArray) -> OfferCeiling | None:
@@ -200,8 +200,7 @@ class _Terms:
     with the positions' rows of the book then: enough to build their :class:`_CeilingBasis` later, if asked."""
 
     pos: IntArray
-    debt: FloatArray  # the positions' rows of the book at the build
-    collateral: FloatArray
+    collateral: FloatArray  # the positions' rows of the book at the build (their debt: v.debt)
     debt_asset: int
     px: FloatArray
     v: Valuation
@@ -267,7 +266,7 @@ class _CeilingBasis:
                       float(v.debt_value[partial].min()))
         else:
             lowest = (math.inf, math.inf, math.inf)
-        return cls(terms.pos, terms.debt, terms.collateral, np.where(full_close, 1.0, cfg.close_factor) * v.debt,
+        return cls(terms.pos, v.debt, terms.collateral, np.where(full_close, 1.0, cfg.close_factor) * v.debt,
                    terms.all_collateral, receive_per_pay, px0, debt_asset, cfg.full_close_health, cfg.dust_usd,
                    *lowest)
 
