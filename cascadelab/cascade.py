@@ -191,7 +191,19 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
     hf_oracle = np.asarray(fills["hf_oracle"])
     state = _FillState(coll=np.stack([np.asarray(fills[f"collateral_{a}_before"]) for a in inp.assets], axis=1),
                        debt=np.asarray(fills["debt_before"]), protocol=protocol)
-    for s in range(1, T + 1):
+    # steps with liquidation fills or sales to classify or book; between them C only decays
+    busy = np.flatnonzero((bounds[1: T + 2] > bounds[:T + 1]) | (sale_bounds[1:] > sale_bounds[:-1]))
+    next_busy = np.full(T + 2, T + 1, dtype=np.int64)
+    next_busy[busy] = busy
+    next_busy = np.minimum.accumulate(next_busy[::-1])[::-1]
+    acc_zero = True  # no sales in the previous step
+    s = 1
+    while s <= T:
+        if acc_zero and next_busy[s] > s:  # a quiet stretch: decay it in one call
+            end = min(int(next_busy[s]), T + 1)
+            _decay_stretch(C, ring, inp.decay, s, end - 1)
+            s = end
+            continue
         C[s % ring] = (C[(s - 1) % ring] + acc) * inp.decay[s][:, None, None]
         batch = order[bounds[s]: bounds[s + 1]]
         if batch.size:
@@ -209,9 +221,11 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
                 gcap += grow
         acc = np.zeros((A, P, gcap))
         rows = sale_order[sale_bounds[s]: sale_bounds[s + 1]]
+        acc_zero = rows.size == 0
         if rows.size:
             np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
                       sale_dz[rows])
+        s += 1
 
     graph = CascadeGraph(inp.source_names, inp.decay.copy(), generation, shares, req_obs, req_scale, req_long, protocol,
                          sale_fill, sale_step, sale_asset, sale_dz, sale_proto)
@@ -250,6 +264,24 @@ def _anchors(fills: Columns, idx: IntArray) -> IntArray:
     group_start = np.maximum.accumulate(np.where(new_position, rank, 0))
     anchor[idx[order]] = np.where(last_below >= group_start, idx[order][np.maximum(last_below, 0)], -1)
     return anchor
+
+
+def _decay_stretch(C: FloatArray, ring: int, decay: FloatArray, first: int, last: int) -> None:
+    """Steps ``first..last`` of the ring ``C`` when nothing was sold in them or the step before:
+    ``C[s % ring] = (C[(s - 1) % ring] + 0.0) * decay[s]`` for each, bit for bit, in one call.
+
+    ``np.multiply.accumulate`` multiplies in the same sequence; adding 0.0 only turns -0.0 into
+    +0.0, so a value after a zero is set to +0.0, as the step-by-step sum would leave it.
+    """
+    n = last - first + 1
+    u = np.empty((n + 1,) + C.shape[1:])
+    u[0] = C[(first - 1) % ring] + 0.0
+    u[1:] = decay[first: last + 1][:, :, None, None]
+    np.multiply.accumulate(u, axis=0, out=u)
+    u[2:][u[1:-1] == 0.0] = 0.0
+    keep = min(n, ring)
+    steps = np.arange(last - keep + 1, last + 1)
+    C[steps % ring] = u[n + 1 - keep:]
 
 
 def _observed_parts(inp: CascadeInputs) -> tuple[FloatArray, FloatArray, FloatArray]:

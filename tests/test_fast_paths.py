@@ -193,6 +193,30 @@ def test_anchors_match_a_grouped_forward_fill(rows: list[tuple[int, float, bool]
 
 
 
+@settings(max_examples=200, deadline=None)
+@given(start=st.lists(st.sampled_from([0.0, -0.0, 1e-300, -1e-300, -3.5, 2.0, 5e-324, -5e-324]), min_size=6, max_size=6),
+       decay=st.lists(st.sampled_from([0.0, 1e-200, 0.5, 0.9, 1.0]), min_size=1, max_size=12),
+       first=st.integers(1, 9), ring=st.integers(1, 5))
+def test_a_quiet_stretch_decays_bit_for_bit_as_step_by_step(start: list[float], decay: list[float], first: int,
+                                                            ring: int) -> None:
+    """cascade._decay_stretch equals the step loop's C[s] = (C[s-1] + 0) * decay[s] in every bit, signed
+    zeros and underflow included (values are compared as raw bytes)."""
+    from cascadelab.cascade import _decay_stretch
+
+    A, P, G = 2, 1, 3
+    last = first + len(decay) - 1
+    d = np.full((last + 1, A), 0.7)
+    d[first:] = np.array(decay)[:, None] * np.array([1.0, 0.25])[None, :]
+    C0 = np.zeros((ring, A, P, G))
+    C0[(first - 1) % ring] = np.array(start).reshape(A, P, G)
+    want = C0.copy()
+    for s in range(first, last + 1):
+        want[s % ring] = (want[(s - 1) % ring] + np.zeros((A, P, G))) * d[s][:, None, None]
+    got = C0.copy()
+    _decay_stretch(got, ring, d, first, last)
+    assert got.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("capital", [2e6, 4e4], ids=["rich", "capital_bound"])
 def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float) -> None:
     """The model skips keepers of the same configuration and free slots once one found nothing profitable in its
