@@ -121,6 +121,7 @@ class FixedBonus(MechanismBase):
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         if self.same_offer_inputs(book, oracle_px):
             return self._offers  # nothing they depend on changed since they were built
+        self._basis = self._built = None  # the last build's arrays are freed before this one's are made
         pos, since = self.indebted_liquidatable(book)
         terms = self._terms(book, pos, oracle_px)
         ok = terms.max_pay > 0
