@@ -329,10 +329,13 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     n = batch.size
     p = state.protocol[batch]
     s_obs = inp.oracle_step[t, p, :]  # (n, A)
-    z, cg, resid, delev = _levels(inp, s_obs, C, ring, obs_liq, obs_delev, obs_noise)
+    # the levels depend on a fill only through its protocol's observation steps: one row per protocol
+    one, row = np.unique(p, return_inverse=True)
+    z, cg, resid, delev = _levels(inp, inp.oracle_step[t, one, :], C, ring, obs_liq, obs_delev, obs_noise)
     z_all = z[:, :, -1]
     rel = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
-                    for a in range(A)], axis=1)  # (n, A, L) price relative to the observed one
+                    for a in range(A)], axis=1)[row]  # (n, A, L) price relative to the observed one
+    cg, resid, delev = cg[row], resid[row], delev[row]
     px = inp.oracle_px[t, p, :]
     v = state.coll[batch] * inp.lt[p] * px  # weighted collateral at the oracle price (n, A)
     d_asset = inp.debt_asset[p]
