@@ -26,7 +26,7 @@ DUST = 1e-9
 """Relative size below which an amount counts as zero (floating-point residue)."""
 
 
-def _ratio(weighted: FloatArray, debt_value: FloatArray, out: FloatArray | None = None) -> FloatArray:
+def health_quotient(weighted: FloatArray, debt_value: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """weighted / debt_value where debt_value > 0, else +inf (health's quotient, vectorised)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.divide(weighted, debt_value, out=out)
@@ -141,7 +141,7 @@ class PositionBook:
             weights = self.lt[p] * px[: self.n_assets]
             # one asset: the column product equals the matrix-vector product bit for bit, without BLAS overhead
             weighted = self.collateral[s, 0] * weights[0] if single else self.collateral[s] @ weights
-            _ratio(weighted, self.debt[s] * px[self.debt_asset[p]], out=hf[s])
+            health_quotient(weighted, self.debt[s] * px[self.debt_asset[p]], out=hf[s])
         return hf
 
     def health_of(self, positions: IntArray, oracle_px: FloatArray) -> FloatArray:
@@ -151,10 +151,10 @@ class PositionBook:
             # one asset, one protocol (a borrower cohort, one protocol's fills): scalar prices, no gathers
             px = oracle_px[p[0]]
             weighted = self.collateral[positions, 0] * self.lt[p[0], 0] * px[0]
-            return _ratio(weighted, self.debt[positions] * px[self.debt_asset[p[0]]])
+            return health_quotient(weighted, self.debt[positions] * px[self.debt_asset[p[0]]])
         px = oracle_px[p]  # (k, A+1)
         weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
-        return _ratio(weighted, self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]])
+        return health_quotient(weighted, self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]])
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:
         """USD value of each position's collateral at asset prices ``px`` (shape (A,) or (A+1,))."""

@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cascadelab.book import health_quotient
 from mechanisms.base import BORROWER, PROTOCOL, Fills
 
 if TYPE_CHECKING:
@@ -193,6 +194,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+@dataclass(frozen=True, slots=True)
+class _FillChunk:
+    """One ``log_fills`` call: the fills and what they cannot be told from after they are applied."""
+
+    t: int
+    p: int
+    fills: Fills
+    kind: IntArray
+    seized_usd: FloatArray
+    collateral: FloatArray  # the positions' rows before the fills
+    debt: FloatArray
+    collateral_usd: FloatArray  # collateral value before, at the market (a matrix product: kept as computed)
+    market: FloatArray  # market prices with USD, (A + 1,)
+
+
 class Recorder:
     """Preallocated per-step arrays plus chunked fill and sale logs for one model."""
 
@@ -216,7 +232,7 @@ class Recorder:
         self.fill_count = np.zeros((T + 1, P), dtype=np.int64)
         self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
         self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
-        self._fills: list[dict[str, np.ndarray]] = []
+        self._fills: list[_FillChunk] = []
         self._totals_version = -1  # book.version of the debt and collateral totals per protocol below
         self._debt_total: list[np.float64] = []
         self._collateral_total: list[FloatArray] = []
@@ -230,49 +246,26 @@ class Recorder:
         self.unhealthy[t] = counts
 
     def log_fills(self, p: int, fills: Fills) -> IntArray:
-        """Log fills before they are applied (so health is as they were taken); returns their ids."""
+        """Log fills before they are applied (so health is as they were taken); returns their ids.
+
+        Only what cannot be recovered later is kept now: the fills, the positions' rows before
+        them and the market prices (oracle prices are fixed within a step and recorded anyway).
+        The other columns (health at three price sets, USD values, per-asset columns) are made
+        once for the whole log at run end (``fill_columns``), with the same operations.
+        """
         m = self.model
         book = m.book
         t = m.t
         pos = fills.position
         mkt = m.market_px_ext()
-        mkt_px = np.tile(mkt, (m.n_protocols, 1))
         debt_px = mkt[book.debt_asset[p]]
         kind = fill_kind(fills)
         ids = np.arange(self.n_fills, self.n_fills + fills.size, dtype=np.int64)
         self.n_fills += fills.size
         seized_usd = fills.seized @ mkt[: m.n_assets]
         coll = book.collateral[pos]  # before the fills
-        chunk = {
-            "fill_id": ids,
-            "step": np.full(fills.size, t, dtype=np.int64),
-            "protocol": np.full(fills.size, p, dtype=np.int64),
-            "position": pos,
-            "cohort": book.cohort[pos],
-            "taker": fills.taker,
-            "kind": kind,
-            "repaid": fills.repaid,
-            "paid": fills.paid,
-            "written_off": fills.written_off,
-            "seized_usd": seized_usd,
-            "repaid_usd": fills.repaid * debt_px,
-            "paid_usd": fills.paid * debt_px,
-            "written_off_usd": fills.written_off * debt_px,
-            "incentive": fills.incentive,
-            "incentive_usd": fills.incentive * debt_px,
-            "debt_before": book.debt[pos].copy(),
-            "collateral_usd_before": coll @ mkt[: m.n_assets],
-            "hf_oracle": book.health_of(pos, m.oracle_px),
-            "hf_fundamental": book.health_of(pos, m.shadow_oracle_px()),
-            "hf_market": book.health_of(pos, mkt_px),
-            "asset": np.argmax(coll * mkt[: m.n_assets], axis=1),
-        }
-        for a, name in enumerate(m.asset_names):
-            chunk[f"seized_{name}"] = fills.seized[:, a]
-            chunk[f"seized_usd_{name}"] = fills.seized[:, a] * mkt[a]
-            chunk[f"to_protocol_{name}"] = fills.to_protocol[:, a]
-            chunk[f"collateral_{name}_before"] = coll[:, a].copy()
-        self._fills.append(chunk)
+        self._fills.append(_FillChunk(t, p, fills, kind, seized_usd, coll, book.debt[pos].copy(),
+                                      coll @ mkt[: m.n_assets], mkt))
         liq = kind == 0
         self.liquidated_usd[t, p] += seized_usd[liq].sum()
         self.repaid_usd[t, p] += (fills.repaid[liq] * debt_px).sum()
@@ -323,7 +316,7 @@ class Recorder:
     def fill_columns(self) -> dict[str, np.ndarray]:
         """The fill log as one array per column (``kind``, ``protocol``, ``asset`` as integer codes)."""
         if self._fills:
-            return {k: np.concatenate([c[k] for c in self._fills]) for k in self._fills[0]}
+            return self._logged_columns()
         m = self.model
         cols: dict[str, np.ndarray] = {c: np.zeros(0, dtype=np.int64) for c in (
             "fill_id", "step", "protocol", "position", "cohort", "taker", "kind", "asset")}
@@ -334,6 +327,76 @@ class Recorder:
         for name in m.asset_names:
             for c in (f"seized_{name}", f"seized_usd_{name}", f"to_protocol_{name}", f"collateral_{name}_before"):
                 cols[c] = np.zeros(0)
+        return cols
+
+    def _logged_columns(self) -> dict[str, np.ndarray]:
+        """The columns of the logged chunks: each value as ``log_fills`` used to compute it chunk by chunk
+        (elementwise, with each row's own prices), so the bits are the same."""
+        m = self.model
+        book = m.book
+        A = m.n_assets
+        chunks = self._fills
+        sizes = [c.fills.size for c in chunks]
+        n = sum(sizes)
+
+        def cat(get: Any) -> np.ndarray:
+            return np.concatenate([get(c) for c in chunks])
+
+        step = np.repeat(np.array([c.t for c in chunks], dtype=np.int64), sizes)
+        protocol = np.repeat(np.array([c.p for c in chunks], dtype=np.int64), sizes)
+        pos = cat(lambda c: c.fills.position)
+        coll = cat(lambda c: c.collateral)
+        debt = cat(lambda c: c.debt)
+        seized = cat(lambda c: c.fills.seized)
+        to_protocol = cat(lambda c: c.fills.to_protocol)
+        repaid, paid, written_off, incentive = (cat(lambda c, f=f: getattr(c.fills, f))
+                                                for f in ("repaid", "paid", "written_off", "incentive"))
+        mkt = np.repeat(np.stack([c.market for c in chunks]), sizes, axis=0)  # (n, A + 1) at each fill
+        debt_col = book.debt_asset[protocol]
+        rows = np.arange(n)
+        debt_px = mkt[rows, debt_col]
+
+        def with_usd(px: FloatArray) -> FloatArray:  # (T + 1, P, A) recorded oracle rows -> each fill's (n, A + 1)
+            out = np.ones((n, A + 1))
+            out[:, :A] = px[step, protocol]
+            return out
+
+        def health(px: FloatArray) -> FloatArray:  # PositionBook.health_of of each chunk, row by row
+            if A == 1:
+                weighted = coll[:, 0] * book.lt[protocol, 0] * px[:, 0]
+            else:
+                weighted = np.einsum("ij,ij->i", coll * book.lt[protocol], px[:, :A])
+            return health_quotient(weighted, debt * px[rows, debt_col])
+
+        cols: dict[str, np.ndarray] = {
+            "fill_id": np.arange(n, dtype=np.int64),
+            "step": step,
+            "protocol": protocol,
+            "position": pos,
+            "cohort": book.cohort[pos],
+            "taker": cat(lambda c: c.fills.taker),
+            "kind": cat(lambda c: c.kind),
+            "repaid": repaid,
+            "paid": paid,
+            "written_off": written_off,
+            "seized_usd": cat(lambda c: c.seized_usd),
+            "repaid_usd": repaid * debt_px,
+            "paid_usd": paid * debt_px,
+            "written_off_usd": written_off * debt_px,
+            "incentive": incentive,
+            "incentive_usd": incentive * debt_px,
+            "debt_before": debt,
+            "collateral_usd_before": cat(lambda c: c.collateral_usd),
+            "hf_oracle": health(with_usd(self.oracle)),
+            "hf_fundamental": health(with_usd(self.shadow)),
+            "hf_market": health(mkt),
+            "asset": np.argmax(coll * mkt[:, :A], axis=1),
+        }
+        for a, name in enumerate(m.asset_names):
+            cols[f"seized_{name}"] = seized[:, a]
+            cols[f"seized_usd_{name}"] = seized[:, a] * mkt[:, a]
+            cols[f"to_protocol_{name}"] = to_protocol[:, a]
+            cols[f"collateral_{name}_before"] = coll[:, a].copy()
         return cols
 
     def sale_columns(self) -> dict[str, np.ndarray]:

@@ -277,3 +277,43 @@ def test_a_keeper_poorer_than_the_blocking_clip_takes_nothing(monkeypatch: pytes
                                     "protocols.lender_a.mechanism.close_factor": 1.0})
     assert len(poorer) > 100 and not any(poorer)
     assert sum(n > 0 for n in richer) > 0.5 * len(richer)
+
+
+@pytest.mark.parametrize("scenario", ["eth_steth_depeg", "contagion", "debt_market_inelastic"])
+def test_fill_columns_made_at_run_end_equal_those_made_at_each_fill(monkeypatch: pytest.MonkeyPatch,
+                                                                    scenario: str) -> None:
+    """Recorder.log_fills keeps the raw fills; the columns it no longer computes at each fill (health at
+    the oracle, fundamental and market prices, USD values, dominant asset) come out bit for bit as
+    computing them then, from the book and prices of that moment, gave (several assets and protocols,
+    a priced debt asset)."""
+    from pathlib import Path
+
+    import cascadelab.record as record
+
+    at_fill: list[dict[str, np.ndarray]] = []
+    log_fills = record.Recorder.log_fills
+
+    def logged_then(self: record.Recorder, p: int, fills: Fills) -> np.ndarray:
+        m, pos = self.model, fills.position
+        mkt = m.market_px_ext()
+        debt_px = mkt[m.book.debt_asset[p]]
+        at_fill.append({
+            "hf_oracle": m.book.health_of(pos, m.oracle_px),
+            "hf_fundamental": m.book.health_of(pos, m.shadow_oracle_px()),
+            "hf_market": m.book.health_of(pos, np.tile(mkt, (m.n_protocols, 1))),
+            "asset": np.argmax(m.book.collateral[pos] * mkt[: m.n_assets], axis=1),
+            "repaid_usd": fills.repaid * debt_px, "paid_usd": fills.paid * debt_px,
+            "step": np.full(fills.size, m.t, dtype=np.int64), "protocol": np.full(fills.size, p, dtype=np.int64),
+            **{f"seized_usd_{a}": fills.seized[:, i] * mkt[i] for i, a in enumerate(m.asset_names)},
+        })
+        return log_fills(self, p, fills)
+
+    monkeypatch.setattr(record.Recorder, "log_fills", logged_then)
+    path = Path(__file__).resolve().parents[1] / "experiments" / "scenarios" / f"{scenario}.toml"
+    fills = cascadelab.run(path).fills
+    assert len(fills) > 100
+    for column in at_fill[0]:
+        want = np.concatenate([chunk[column] for chunk in at_fill])
+        series = fills[column]
+        got = series.cat.codes.to_numpy().astype(np.int64) if series.dtype == "category" else series.to_numpy()
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), column
