@@ -34,6 +34,24 @@ def health_quotient(weighted: FloatArray, debt_value: FloatArray, out: FloatArra
     return out
 
 
+def rows_health(collateral: FloatArray, debt: FloatArray, lt: FloatArray, px: FloatArray,
+                debt_col: IntArray | int) -> FloatArray:
+    """Health sum_a C_a LT_a P_a / (D P_debt) of positions given their rows (+inf without debt).
+
+    ``collateral`` (k, A) and ``debt`` (k,) are the rows; ``lt`` (k, A), prices ``px`` (k, A + 1) and the
+    debt asset's price column ``debt_col`` (k,) are per row, or with one asset may be one shared
+    row (``lt`` (A,), ``px`` (A + 1,), an int).  One asset: the column product, without the matrix
+    product's overhead.
+    """
+    A = collateral.shape[1]
+    if A == 1:
+        weighted = collateral[:, 0] * lt[..., 0] * px[..., 0]
+    else:
+        weighted = np.einsum("ij,ij->i", collateral * lt, px[:, :A])
+    debt_px = px[debt_col] if px.ndim == 1 else px[np.arange(debt.size), debt_col]
+    return health_quotient(weighted, debt * debt_px)
+
+
 @dataclass
 class PositionBook:
     """All positions as columns; a position's id is its row index.
@@ -148,13 +166,12 @@ class PositionBook:
         """Health of a subset of positions (same formula and rounding as before: (C LT) P / (D P_debt))."""
         p = self.protocol[positions]
         if self.n_assets == 1 and p.size and (p == p[0]).all():
-            # one asset, one protocol (a borrower cohort, one protocol's fills): scalar prices, no gathers
-            px = oracle_px[p[0]]
-            weighted = self.collateral[positions, 0] * self.lt[p[0], 0] * px[0]
-            return health_quotient(weighted, self.debt[positions] * px[self.debt_asset[p[0]]])
-        px = oracle_px[p]  # (k, A+1)
-        weighted = np.einsum("ij,ij->i", self.collateral[positions] * self.lt[p], px[:, : self.n_assets])
-        return health_quotient(weighted, self.debt[positions] * px[np.arange(len(positions)), self.debt_asset[p]])
+            # one asset, one protocol (a borrower cohort): its prices shared by every row, no gathers
+            q = p[0]
+            return rows_health(self.collateral[positions], self.debt[positions], self.lt[q], oracle_px[q],
+                               int(self.debt_asset[q]))
+        return rows_health(self.collateral[positions], self.debt[positions], self.lt[p], oracle_px[p],
+                           self.debt_asset[p])
 
     def collateral_value(self, px: FloatArray, positions: IntArray | slice | None = None) -> FloatArray:
         """USD value of each position's collateral at asset prices ``px`` (shape (A,) or (A+1,))."""

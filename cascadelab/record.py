@@ -53,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cascadelab.book import health_quotient
+from cascadelab.book import rows_health
 from mechanisms.base import BORROWER, PROTOCOL, Fills
 
 if TYPE_CHECKING:
@@ -361,12 +361,8 @@ class Recorder:
             out[:, :A] = px[step, protocol]
             return out
 
-        def health(px: FloatArray) -> FloatArray:  # PositionBook.health_of of each chunk, row by row
-            if A == 1:
-                weighted = coll[:, 0] * book.lt[protocol, 0] * px[:, 0]
-            else:
-                weighted = np.einsum("ij,ij->i", coll * book.lt[protocol], px[:, :A])
-            return health_quotient(weighted, debt * px[rows, debt_col])
+        def health(px: FloatArray) -> FloatArray:  # PositionBook.health_of of the rows as they were logged
+            return rows_health(coll, debt, book.lt[protocol], px, debt_col)
 
         cols: dict[str, np.ndarray] = {
             "fill_id": np.arange(n, dtype=np.int64),
