@@ -121,7 +121,7 @@ class FixedBonus(MechanismBase):
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         if self.same_offer_inputs(book, oracle_px):
             return self._offers  # nothing they depend on changed since they were built
-        self._basis = self._built = None  # the last build's arrays are freed before this one's are made
+        self._basis = self._built = self._covered_for = None  # the last build's arrays are freed before this one's
         pos, since = self.indebted_liquidatable(book)
         terms = self._terms(book, pos, oracle_px)
         ok = terms.max_pay > 0
@@ -135,8 +135,7 @@ class FixedBonus(MechanismBase):
             min_pay=np.zeros(offered.shape),
             since=since[ok],
         )
-        self._basis, self._built = None, (terms, ok)  # the basis is made from these if offer_ceiling asks
-        self._covered_for = None
+        self._built = (terms, ok)  # the basis is made from these if offer_ceiling asks
         return self._offers
 
     def _terms(self, book: PositionBook, pos: IntArray, oracle_px: FloatArray) -> _Terms:
