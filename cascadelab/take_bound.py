@@ -85,9 +85,6 @@ class _Proof:
     assets: IntArray  # assets some row receives
 
 
-MIN_POSITIONS = 16
-"""Fewer liquidatable positions than this: the keepers' own evaluation is as cheap as the proof, so it is
-not tried (benchmarks/PROFILE.md section 13)."""
 MAX_WAIT = 64
 """After failed tries in a row the next waits 1, 2, 4, ... up to this many steps."""
 
@@ -107,8 +104,11 @@ class TakeBound:
 
     def due(self, t: int, n_liquidatable: int) -> bool:
         """Whether to try the proof at step t: a proof over a large set that keeps failing (its rows change
-        every step) would double the cost of every round, so failed tries back off."""
-        if not self.worth_trying or t < self._retry or n_liquidatable < MIN_POSITIONS:
+        every step) would double the cost of every round, so failed tries back off.
+
+        Small sets are tried too: building offers and bids for 2 positions costs ~90 us, a full proof
+        about as much, and its re-check at new prices ~15 us (benchmarks/PROFILE.md section 15)."""
+        if not self.worth_trying or t < self._retry or n_liquidatable == 0:
             return False
         self._retry = t + self._wait  # stands if this try fails; :meth:`proved` clears the wait
         self._wait = min(2 * self._wait, MAX_WAIT)
