@@ -317,3 +317,22 @@ def test_fill_columns_made_at_run_end_equal_those_made_at_each_fill(monkeypatch:
         series = fills[column]
         got = series.cat.codes.to_numpy().astype(np.int64) if series.dtype == "category" else series.to_numpy()
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), column
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(0, 6), value=st.one_of(st.floats(allow_nan=True), st.integers(-5, 5)),
+       as_array=st.booleans())
+def test_fill_columns_are_fresh_and_equal_broadcast_copies(k: int, value: float, as_array: bool) -> None:
+    """``Fills.make``'s column helper: the same bytes as broadcasting and copying, never an alias."""
+    from mechanisms.base import _column
+
+    src = np.full(k, value, dtype=np.float64) if as_array else value
+    expected = np.broadcast_to(np.asarray(src, dtype=np.float64), (k,)).copy()
+    got = _column(src, k, np.float64)
+    assert got.dtype == expected.dtype and got.shape == (k,)
+    assert got.tobytes() == expected.tobytes()
+    if as_array and k:
+        got[0] = 123.0
+        assert src[0] != 123.0 or value == 123.0  # a copy, not the caller's array
+    with pytest.raises(ValueError):
+        _column(np.zeros(k + 2), k, np.float64)  # a wrong length is an error, as before
