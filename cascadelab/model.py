@@ -263,6 +263,9 @@ class CascadeModel(mesa.Model):
 
     def _keeper_order(self) -> list[Liquidator]:
         draw = self.random.random
+        if len(self.keepers) == 1:  # the same draw, nothing to sort
+            draw()
+            return list(self.keepers)
         keys = [(latency, draw()) for latency in self._keeper_latency]
         return [self.keepers[i] for i in sorted(range(len(self.keepers)), key=keys.__getitem__)]
 
@@ -347,8 +350,11 @@ class CascadeModel(mesa.Model):
         ids = self.recorder.log_fills(p, fills)
         self.book.apply(fills)
         self.protocol_collateral += fills.to_protocol.sum(axis=0)
-        self.pool_received += fills.received[fills.taker == POOL].sum(axis=0)
-        self.topped_up += np.maximum(-fills.seized[fills.taker == BORROWER], 0.0).sum(axis=0)
+        # (adding a sum over no rows would add +0.0: these totals start at +0.0, so skipping it is exact)
+        if (pool := fills.taker == POOL).any():
+            self.pool_received += fills.received[pool].sum(axis=0)
+        if (borrower := fills.taker == BORROWER).any():
+            self.topped_up += np.maximum(-fills.seized[borrower], 0.0).sum(axis=0)
         keeper_rows = np.flatnonzero(fills.taker >= 0)
         if keeper_rows.size:
             debt_cost = self._debt_cost_usd(p, fills.paid[keeper_rows])
@@ -356,7 +362,8 @@ class CascadeModel(mesa.Model):
             incentive_usd = fills.incentive[keeper_rows]
             if incentive_usd.any():
                 incentive_usd = incentive_usd * self.market_px_ext()[self.book.debt_asset[p]]
-            for k in np.unique(takers):
+            one_taker = takers[0] == takers[-1] and (takers == takers[0]).all()  # the usual case: no sort
+            for k in takers[:1] if one_taker else np.unique(takers):
                 rows = keeper_rows[takers == k]
                 sel = takers == k
                 keeper = self.keepers[k]
