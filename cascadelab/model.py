@@ -149,6 +149,10 @@ class CascadeModel(mesa.Model):
             for a, cfg in spec.noise.items() if cfg.volume_usd > 0
         ]
         self.borrower_set = AgentSet(self.borrowers, random=self.random)
+        # nobody reacts (passive cohorts): step 4 only makes the draws of shuffle_do's random.shuffle
+        self._cohort_slots: list[None] | None = (
+            [None] * len(self.borrowers)
+            if all(c.behaviour.kind == "passive" or c.positions.size == 0 for c in self.borrowers) else None)
         self.backstops = [Backstop(self, p, mech) for p, mech in enumerate(self.mechanisms) if hasattr(mech, "pool_for")]
 
         # flows for the conservation check and planning
@@ -218,7 +222,10 @@ class CascadeModel(mesa.Model):
             o.update(t)
         self.gas.update(t, self.observed)
         # 4. borrowers react
-        self.borrower_set.shuffle_do("react")
+        if self._cohort_slots is None:
+            self.borrower_set.shuffle_do("react")
+        else:
+            self.random.shuffle(self._cohort_slots)
         # 5. health of every position; each mechanism learns which are liquidatable
         for mech, unhealthy in zip(self.mechanisms, self._liquidatable(t), strict=True):
             mech.start(unhealthy, t)

@@ -336,3 +336,39 @@ def test_fill_columns_are_fresh_and_equal_broadcast_copies(k: int, value: float,
         assert src[0] != 123.0 or value == 123.0  # a copy, not the caller's array
     with pytest.raises(ValueError):
         _column(np.zeros(k + 2), k, np.float64)  # a wrong length is an error, as before
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_a_shuffle_of_k_slots_makes_mesas_shuffle_do_draws(k: int) -> None:
+    """The model's step 4 with passive cohorts only shuffles k placeholder slots: the draws Mesa's
+    ``AgentSet.shuffle_do`` makes for k agents (so the keepers' order that follows is unchanged)."""
+    import random
+
+    import mesa
+    from mesa.agent import AgentSet
+
+    model = mesa.Model(rng=1)
+    agents = [mesa.Agent(model) for _ in range(k)]
+    with_mesa, with_slots = random.Random(7), random.Random(7)
+    AgentSet(agents, random=with_mesa).shuffle_do(lambda agent: None)
+    with_slots.shuffle([None] * k)
+    assert with_mesa.getstate() == with_slots.getstate()
+
+
+def test_passive_cohorts_skip_react_with_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several passive cohorts (the default scenario's, with its reactive one made passive): the run is
+    the same whether step 4 shuffles placeholder slots or calls every cohort's react through Mesa."""
+    from cascadelab.model import CascadeModel
+    from cascadelab.rng import run_seed
+
+    spec = cascadelab.load_spec(None, overrides={"run.steps": 400, "populations.a_active.behaviour.kind": "passive"})
+
+    def run(slots: bool) -> dict:
+        model = CascadeModel(spec, run_seed(spec.run.seed))
+        assert (model._cohort_slots is not None) and len(model._cohort_slots) >= 3
+        if not slots:
+            model._cohort_slots = None  # Mesa's shuffle_do, every cohort's react
+        return model.run().result().metrics
+
+    fast, mesa_path = run(True), run(False)
+    assert fast == mesa_path and fast["liquidation_count"] > 0
