@@ -68,6 +68,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cascadelab.arrays import unique_inverse
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -330,10 +332,7 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     p = state.protocol[batch]
     s_obs = inp.oracle_step[t, p, :]  # (n, A)
     # the levels depend on a fill only through its protocol's observation steps: one row per protocol
-    if p[0] == p[-1] and (P == 1 or (p == p[0]).all()):  # one protocol (the usual step): no sort
-        one, row = p[:1], np.zeros(n, dtype=np.int64)
-    else:
-        one, row = np.unique(p, return_inverse=True)
+    one, row = unique_inverse(p)
     z, cg, resid, delev = _levels(inp, inp.oracle_step[t, one, :], C, ring, obs_liq, obs_delev, obs_noise)
     z_all = z[:, :, -1]
     rel = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]

@@ -23,6 +23,7 @@ from agents.backstop import Backstop
 from agents.borrowers import BorrowerCohort
 from agents.liquidators import Liquidator
 from agents.noise_traders import NoiseTrader
+from cascadelab.arrays import unique_inverse
 from cascadelab.book import PositionBook, build_book
 from cascadelab.health_band import HealthBand
 from cascadelab.market import GasMarket, Oracle, Venue, fundamental_paths
@@ -370,8 +371,7 @@ class CascadeModel(mesa.Model):
             incentive_usd = fills.incentive[keeper_rows]
             if incentive_usd.any():
                 incentive_usd = incentive_usd * self.market_px_ext()[self.book.debt_asset[p]]
-            one_taker = takers[0] == takers[-1] and (takers == takers[0]).all()  # the usual case: no sort
-            for k in takers[:1] if one_taker else np.unique(takers):
+            for k in unique_inverse(takers)[0]:
                 rows = keeper_rows[takers == k]
                 sel = takers == k
                 keeper = self.keepers[k]

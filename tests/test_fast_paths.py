@@ -355,7 +355,7 @@ def test_a_shuffle_of_k_slots_makes_mesas_shuffle_do_draws(k: int) -> None:
     assert with_mesa.getstate() == with_slots.getstate()
 
 
-def test_passive_cohorts_skip_react_with_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passive_cohorts_skip_react_with_the_same_results() -> None:
     """Several passive cohorts (the default scenario's, with its reactive one made passive): the run is
     the same whether step 4 shuffles placeholder slots or calls every cohort's react through Mesa."""
     from cascadelab.model import CascadeModel
@@ -372,3 +372,15 @@ def test_passive_cohorts_skip_react_with_the_same_results(monkeypatch: pytest.Mo
 
     fast, mesa_path = run(True), run(False)
     assert fast == mesa_path and fast["liquidation_count"] > 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(-3, 3), min_size=1, max_size=12), same=st.booleans())
+def test_unique_inverse_equals_np_unique(values: list[int], same: bool) -> None:
+    """The shortcut for one repeated value gives np.unique's unique values and inverse."""
+    from cascadelab.arrays import unique_inverse
+
+    arr = np.array([values[0]] * len(values) if same else values, dtype=np.int64)
+    got, want = unique_inverse(arr), np.unique(arr, return_inverse=True)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
