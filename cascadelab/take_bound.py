@@ -26,7 +26,9 @@ Re-checking the proof costs a few scalar operations while only prices move (:cla
 the next ceiling of the same basis is the last one's times scalars (receive per pay by gamma, pay
 by at most mu), and each venue's proceeds at most kappa_a times the last ones at the same size
 (constant product: proceeds are v / (1 + v / D) in the clip's value v at the price P and the pool's
-depth D = L sqrt(P), so kappa = max(P'/P gamma, 1) max(sqrt(P'/P), 1); no impact: F'/F gamma;
+depth D = L sqrt(P); with r = P'/P the ratio at the same pay is r gamma (1 + q) / (1 + gamma sqrt(r) q),
+q = v / D, monotone in q, so kappa is its larger end over q in [0, mu Q], Q the largest clip's q at
+the proof (ratio = clip size over the pool's reserve); no impact: F'/F gamma;
 transient impact: F'/F gamma while the venue has not recovered upward since, as proceeds fall
 with the volume already sold).  Concavity then bounds every new clip's profit by
 mu max(H + (kappa - 1) V, 0) + max(c - c', 0) mu M, from the last proof's highest bound H, highest
@@ -83,6 +85,21 @@ class _Proof:
     fundamental: FloatArray
     z: FloatArray  # venue states
     assets: IntArray  # assets some row receives
+    size: FloatArray  # per asset: the largest clip's units after the fee over the pool's reserve (constant product)
+
+
+def constant_product_growth(r: float, gamma: float, q: float) -> float:
+    """The factor (at least 1) by which a constant-product pool's proceeds of a clip can have grown since a proof.
+
+    At the same pay the clip's value v becomes r gamma v (r: the pool's price ratio, gamma: the ratio of
+    units received per unit paid) and the depth D = L sqrt(P) becomes sqrt(r) D, so proceeds
+    v / (1 + v / D) grow by r gamma (1 + q) / (1 + gamma sqrt(r) q), q = v / D.  That ratio is monotone
+    in q (from r gamma at q = 0 to sqrt(r) as q grows), so over every clip no larger than q it is at most
+    the larger of its two ends.  Clips small against the pool (the usual case) grow by about r gamma.
+    """
+    g = r * gamma
+    end = g * (1.0 + q) / (1.0 + gamma * math.sqrt(r) * q) if q < math.inf else math.sqrt(r)
+    return math.nan if math.isnan(g + end) else max(g, end, 1.0)  # max() would drop a NaN
 
 
 MAX_WAIT = 64
@@ -136,9 +153,12 @@ class TakeBound:
         m = self.model
         if m.planned.any() or m.planned_debt.any():  # re-checks assume no sales planned, then as now
             return True, None
+        price = m.market_px()
+        largest = (ceiling.max_pay[:, None] * ceiling.receive_per_pay).max(axis=0)
+        size = np.array([v.size_ratio(q, px) for v, q, px in zip(m.venues, largest, price, strict=True)])
         return True, _Proof(ceiling, float(bound.max()), float(value.max()), float(ceiling.max_pay.max()),
-                            float(allowance.max()), debt_px, m.market_px(), m.fundamental[m.t].copy(),
-                            np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)))
+                            float(allowance.max()), debt_px, price, m.fundamental[m.t].copy(),
+                            np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)), size)
 
     def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
         """The last proof, carried to the current prices by the scalar bound of the module docstring."""
@@ -152,8 +172,10 @@ class TakeBound:
         for a in last.assets:
             venue = m.venues[a]
             if venue.kind == "constant_product":
-                r = px[a] / last.price[a]
-                kappa = max(kappa, max(r * gamma, 1.0) * max(math.sqrt(r), 1.0))
+                growth = constant_product_growth(px[a] / last.price[a], gamma, mu * last.size[a])
+                if not growth < math.inf:  # NaN or inf
+                    return False
+                kappa = max(kappa, growth)
             else:
                 if venue.kind == "transient_impact" and venue.z > last.z[a]:
                     return False

@@ -46,6 +46,30 @@ def test_marginal_sell_is_the_slope_of_the_quotes_and_never_rises(kind: str, imp
     assert np.all(numeric >= venue.marginal_sell(q + h, fundamental) * (1 - 1e-7))
 
 
+@settings(max_examples=300, deadline=None)
+@given(z=st.floats(-0.8, 0.3), fundamental=st.floats(50.0, 5000.0), largest=st.floats(1e-3, 3e4),
+       share=st.floats(0.0, 1.0), r=st.floats(0.7, 1.4), gamma=st.floats(0.7, 1.4), mu=st.floats(1.0, 1.3))
+def test_constant_product_growth_bounds_every_clip_up_to_the_largest(z: float, fundamental: float, largest: float,
+                                                                     share: float, r: float, gamma: float,
+                                                                     mu: float) -> None:
+    """A clip of pay x <= mu M receiving gamma times the units per unit paid, sold after the pool's price moved
+    by r: its proceeds over those of the same pay before stay within the factor the re-check uses; and the
+    factor is tight for the largest clip (it is the exact ratio there, so a looser formula would show)."""
+    from cascadelab.take_bound import constant_product_growth
+
+    venue = Venue(VenueConfig(kind="constant_product", depth_usd=2e7, fee=0.003, recovery_halflife_steps=10),
+                  2000.0, 1)
+    venue.z = z
+    price = fundamental * np.exp(z)
+    q = venue.size_ratio(largest, price)
+    units = np.array([share * mu * largest, mu * largest])  # units of two clips at the old receive rate
+    before = venue.quote_sell(units, fundamental)
+    after = venue.quote_sell(gamma * units, fundamental * r)  # the fundamental moved by r, z unchanged
+    kappa = constant_product_growth(r, gamma, mu * q)
+    assert np.all(after <= kappa * before * (1 + 1e-12))
+    assert kappa <= max(r * gamma, after[1] / before[1], 1.0) * (1 + 1e-9)  # the ratio's ends: no looser
+
+
 @st.composite
 def books_and_moves(draw: st.DrawFn) -> tuple[PositionBook, np.ndarray, np.ndarray, dict]:
     """One protocol, 1-2 collateral assets, USD or priced debt, positions near the rules' thresholds."""

@@ -86,6 +86,13 @@ class Venue:
         self.parts *= factor
         return factor
 
+    def size_ratio(self, qty: float, price: float) -> float:
+        """A constant-product sale's units after the fee over the pool's reserve x = L / sqrt(P) at ``price``
+        (its value over the depth L sqrt(P)); 0 for the other kinds, whose depth does not move with price."""
+        if self.kind != "constant_product":
+            return 0.0
+        return qty * (1.0 - self.fee) * math.sqrt(price) / self.liquidity
+
     # ------------------------------------------------------------- trades
 
     def quote_sell(self, qty: FloatArray, fundamental: float, z: float | None = None) -> FloatArray:
