@@ -73,9 +73,14 @@ def best_profit_bound(model: CascadeModel, p: int, ceiling: OfferCeiling
 
 @dataclass(frozen=True)
 class _Proof:
-    """A proof by the full bound, with what re-checking it by scalars needs."""
+    """A proof by the full bound, with what re-checking it needs: the highest bound, proceeds, pay and
+    allowance for the scalar re-check, and the rows' own for the re-check row by row."""
 
     ceiling: OfferCeiling
+    bounds: FloatArray  # per row: H_i, V_i, M_i, and the rounding allowance
+    values: FloatArray
+    pays: FloatArray
+    allowances: FloatArray
     top: float  # H: highest bound on a row's profit before gas
     value: float  # V: highest proceeds of a row's largest clip
     pay: float  # M: highest pay ceiling
@@ -156,12 +161,14 @@ class TakeBound:
         price = m.market_px()
         largest = (ceiling.max_pay[:, None] * ceiling.receive_per_pay).max(axis=0)
         size = np.array([v.size_ratio(q, px) for v, q, px in zip(m.venues, largest, price, strict=True)])
-        return True, _Proof(ceiling, float(bound.max()), float(value.max()), float(ceiling.max_pay.max()),
-                            float(allowance.max()), debt_px, price, m.fundamental[m.t].copy(),
+        pay = ceiling.max_pay
+        return True, _Proof(ceiling, bound, value, pay, allowance, float(bound.max()), float(value.max()),
+                            float(pay.max()), float(allowance.max()), debt_px, price, m.fundamental[m.t].copy(),
                             np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)), size)
 
     def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
-        """The last proof, carried to the current prices by the scalar bound of the module docstring."""
+        """The last proof, carried to the current prices by the scalar bound of the module docstring, and
+        if that fails, by the same bound row by row (:meth:`_rows_hold`)."""
         m = self.model
         if m.planned.any() or m.planned_debt.any():
             return False
@@ -185,4 +192,21 @@ class TakeBound:
             return False
         bound = (mu * max(last.top + (kappa - 1.0) * last.value, 0.0) + max(last.debt_px - debt_px, 0.0) * mu * last.pay
                  + last.allowance * kappa * mu * max(debt_px / last.debt_px, 1.0))
-        return bound < threshold  # False for NaN
+        return bound < threshold or self._rows_hold(last, ceiling, threshold, kappa, debt_px)  # False for NaN
+
+    @staticmethod
+    def _rows_hold(last: _Proof, ceiling: OfferCeiling, threshold: float, kappa: float, debt_px: float) -> bool:
+        """The scalar bound with each row's own H_i, V_i, M_i and pay growth mu_i = M_i' / M_i.
+
+        The scalar bound charges every row the largest pay growth and the highest bound at once.  When
+        prices rise, a position whose pay is limited by its collateral may pay more (mu > 1) while the row
+        closest to the threshold is capped by the close factor (mu_i = 1): a margin of cents fails the
+        scalar bound and holds here.  A dozen array operations, against ~90 us for a full proof."""
+        pays = ceiling.max_pay  # a row with no pay then has none now (M_i' <= mu M_i): growth 1
+        mu = np.maximum(np.divide(pays, last.pays, out=np.ones_like(pays), where=last.pays > 0), 1.0)
+        bound = np.maximum(last.bounds + (kappa - 1.0) * last.values, 0.0)
+        if last.debt_px > debt_px:
+            bound += (last.debt_px - debt_px) * last.pays
+        bound += last.allowances * (kappa * max(debt_px / last.debt_px, 1.0))
+        bound *= mu
+        return bool(np.all(bound < threshold))  # False with any NaN

@@ -206,9 +206,9 @@ moves with prices (the re-check's mu)."""
 
 
 @pytest.mark.parametrize("extra", [{}, UNDERWATER], ids=["borderline", "underwater"])
-def test_the_scalar_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict) -> None:
+def test_the_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict) -> None:
     """From a proof, move the venue (deeper or shallower), the fundamental and the oracle, rebuild the offers
-    and let a keeper evaluate every clip exactly: the re-check by scalars must refuse the threshold the best
+    and let a keeper evaluate every clip exactly: the re-check (by scalars, then row by row) must refuse the threshold the best
     clip reaches, and vouch for a threshold enough above it (else it would never save anything)."""
     import copy
 
