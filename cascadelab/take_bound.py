@@ -158,13 +158,20 @@ class TakeBound:
         m = self.model
         if m.planned.any() or m.planned_debt.any():  # re-checks assume no sales planned, then as now
             return True, None
+        return True, self._proof(ceiling, bound, value, allowance, debt_px,
+                                 np.flatnonzero(ceiling.receive_base.any(axis=0)))
+
+    def _proof(self, ceiling: OfferCeiling, bounds: FloatArray, values: FloatArray, allowances: FloatArray,
+               debt_px: float, assets: IntArray) -> _Proof:
+        """A proof from per-row bounds valid now, with the market state the re-checks compare against."""
+        m = self.model
         price = m.market_px()
-        largest = (ceiling.max_pay[:, None] * ceiling.receive_per_pay).max(axis=0)
+        pays = ceiling.max_pay
+        largest = (pays[:, None] * ceiling.receive_per_pay).max(axis=0)
         size = np.array([v.size_ratio(q, px) for v, q, px in zip(m.venues, largest, price, strict=True)])
-        pay = ceiling.max_pay
-        return True, _Proof(ceiling, bound, value, pay, allowance, float(bound.max()), float(value.max()),
-                            float(pay.max()), float(allowance.max()), debt_px, price, m.fundamental[m.t].copy(),
-                            np.array([v.z for v in m.venues]), np.flatnonzero(ceiling.receive_base.any(axis=0)), size)
+        return _Proof(ceiling, bounds, values, pays, allowances, float(bounds.max()), float(values.max()),
+                      float(pays.max()), float(allowances.max()), debt_px, price, m.fundamental[m.t].copy(),
+                      np.array([v.z for v in m.venues]), assets, size)
 
     def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
         """The last proof, carried to the current prices by the scalar bound of the module docstring, and
@@ -194,19 +201,26 @@ class TakeBound:
                  + last.allowance * kappa * mu * max(debt_px / last.debt_px, 1.0))
         return bound < threshold or self._rows_hold(last, ceiling, threshold, kappa, debt_px)  # False for NaN
 
-    @staticmethod
-    def _rows_hold(last: _Proof, ceiling: OfferCeiling, threshold: float, kappa: float, debt_px: float) -> bool:
-        """The scalar bound with each row's own H_i, V_i, M_i and pay growth mu_i = M_i' / M_i.
+    def _rows_hold(self, last: _Proof, ceiling: OfferCeiling, threshold: float, kappa: float, debt_px: float
+                   ) -> bool:
+        """The scalar bound with each row's own H_i, V_i, M_i and pay growth mu_i = M_i' / M_i; if it holds,
+        the rows' bounds now become the proof the next re-check starts from.
 
         The scalar bound charges every row the largest pay growth and the highest bound at once.  When
         prices rise, a position whose pay is limited by its collateral may pay more (mu > 1) while the row
         closest to the threshold is capped by the close factor (mu_i = 1): a margin of cents fails the
-        scalar bound and holds here.  A dozen array operations, against ~90 us for a full proof."""
+        scalar bound and holds here.  The carried bounds are upper bounds now (profit H_i', proceeds of the
+        largest clip kappa mu_i V_i by concavity, allowance), which is all a re-check assumes of a proof;
+        without carrying them every later re-check would start from the old proof and go row by row.
+        Two dozen array operations, against ~75 us for a full proof."""
         pays = ceiling.max_pay  # a row with no pay then has none now (M_i' <= mu M_i): growth 1
         mu = np.maximum(np.divide(pays, last.pays, out=np.ones_like(pays), where=last.pays > 0), 1.0)
         bound = np.maximum(last.bounds + (kappa - 1.0) * last.values, 0.0)
         if last.debt_px > debt_px:
             bound += (last.debt_px - debt_px) * last.pays
-        bound += last.allowances * (kappa * max(debt_px / last.debt_px, 1.0))
         bound *= mu
-        return bool(np.all(bound < threshold))  # False with any NaN
+        allowance = last.allowances * (kappa * max(debt_px / last.debt_px, 1.0)) * mu
+        if not np.all(bound + allowance < threshold):  # False with any NaN
+            return False
+        self._last = self._proof(ceiling, bound, last.values * kappa * mu, allowance, debt_px, last.assets)
+        return True
