@@ -179,14 +179,14 @@ class TakeBound:
         m = self.model
         if m.planned.any() or m.planned_debt.any():
             return False
-        f, px = m.fundamental[m.t], m.market_px_ext()
+        f = m.fundamental[m.t]
         gamma = ceiling.receive_scale / last.ceiling.receive_scale
         mu = max(ceiling.pay_scale / last.ceiling.pay_scale, 1.0)
         kappa = 1.0
         for a in last.assets:
             venue = m.venues[a]
             if venue.kind == "constant_product":
-                growth = constant_product_growth(px[a] / last.price[a], gamma, mu * last.size[a])
+                growth = constant_product_growth(venue.price(f[a]) / last.price[a], gamma, mu * last.size[a])
                 if not growth < math.inf:  # NaN or inf
                     return False
                 kappa = max(kappa, growth)
@@ -194,7 +194,8 @@ class TakeBound:
                 if venue.kind == "transient_impact" and venue.z > last.z[a]:
                     return False
                 kappa = max(kappa, f[a] / last.fundamental[a] * gamma)
-        debt_px = float(px[m.book.debt_asset[self.p]])
+        da = m.book.debt_asset[self.p]
+        debt_px = m.venues[da].price(f[da]) if da < m.n_assets else 1.0  # as in market_px_ext, without the array
         if not kappa < math.inf:
             return False
         bound = (mu * max(last.top + (kappa - 1.0) * last.value, 0.0) + max(last.debt_px - debt_px, 0.0) * mu * last.pay

@@ -280,9 +280,12 @@ class _CeilingBasis:
 
     def ceiling(self, px: FloatArray) -> OfferCeiling | None:
         n = self.receive_per_pay.shape[1]
-        rho = px[:n] / self.px0[:n]  # px0 > 0 (checked by ``of``)
+        if n == 1:  # one collateral asset: the same division without the array reductions
+            lo = hi = float(px[0]) / float(self.px0[0])
+        else:
+            rho = px[:n] / self.px0[:n]  # px0 > 0 (checked by ``of``)
+            lo, hi = float(rho.min()), float(rho.max())
         rho_d = float(px[self.debt_asset]) / float(self.px0[self.debt_asset])
-        lo, hi = float(rho.min()), float(rho.max())
         if not (lo > 0.0 and hi < math.inf and 0.0 < rho_d < math.inf):
             return None  # NaN fails too
         guard = 1.0 - 1e-9  # the thresholds must be cleared by far more than rounding
