@@ -277,6 +277,8 @@ class MechanismBase:
         so resetting those, not the whole array, is the same as resetting every position that
         is not liquidatable now.
         """
+        if unhealthy is self.liquidatable and not unhealthy.flags.writeable:
+            return  # the model's read-only array of the last call (its health band held): the same positions
         unhealthy = np.asarray(unhealthy, dtype=np.int64)
         if unhealthy.size == 0 and self._started.size == 0:  # nothing was or is liquidatable
             self.liquidatable = unhealthy

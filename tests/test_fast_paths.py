@@ -85,12 +85,18 @@ def _old_start(first: np.ndarray, unhealthy: np.ndarray, t: int) -> tuple[np.nda
 
 
 @settings(max_examples=100, deadline=None)
-@given(steps=st.lists(st.sets(st.integers(0, 40), max_size=12), min_size=1, max_size=25))
-def test_start_in_o_changed_matches_the_whole_array_version(steps: list[set[int]]) -> None:
+@given(steps=st.lists(st.tuples(st.sets(st.integers(0, 40), max_size=12), st.booleans()), min_size=1, max_size=25))
+def test_start_in_o_changed_matches_the_whole_array_version(steps: list[tuple[set[int], bool]]) -> None:
+    """Also when the model hands back its read-only array of the last step (its health band held)."""
     mech = MechanismBase(None, 0, 1)
     first = np.zeros(0, dtype=np.int64)
-    for t, unhealthy in enumerate(steps, start=1):
-        idx = np.array(sorted(unhealthy), dtype=np.int64)
+    idx = None
+    for t, (unhealthy, same_as_last) in enumerate(steps, start=1):
+        if same_as_last and idx is not None:
+            unhealthy = set(idx.tolist())  # the set of the last step, in the same array object
+        else:
+            idx = np.array(sorted(unhealthy), dtype=np.int64)
+            idx.flags.writeable = False
         mech.start(idx, t)
         first, since = _old_start(first, idx, t)
         assert np.array_equal(mech.liquidatable, idx) and np.array_equal(mech.since, since)
