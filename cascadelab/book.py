@@ -237,19 +237,23 @@ class PositionBook:
     def _snap(self, pos: IntArray) -> None:
         """Zero floating-point residue; what is snapped away is booked as collateral out / debt written
         off, so the ledger stays exact however often residue is snapped (a position listed twice in
-        ``pos`` gets the same value twice, and fancy-index ``+=`` books it once)."""
+        ``pos`` gets the same value twice, and fancy-index ``+=`` books it once).  Rows all above their
+        residue keep their value and book +0.0 (the ledgers, sums from +0.0, are never -0.0), so a fill
+        that leaves every row clear of residue writes nothing here."""
         scale_c = np.maximum(self.collateral0[pos] + self.collateral_in[pos], 1.0)
         c = self.collateral[pos]
-        if (c < -DUST * scale_c * 1e3).any():
-            raise ValueError("a fill seized more collateral than the position held")
-        self.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
-        self.collateral_out[pos] += c - self.collateral[pos]
+        if not (c > DUST * scale_c).all():  # else every value is kept as it is and +0.0 booked: skipped
+            if (c < -DUST * scale_c * 1e3).any():
+                raise ValueError("a fill seized more collateral than the position held")
+            self.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
+            self.collateral_out[pos] += c - self.collateral[pos]
         scale_d = np.maximum(self.debt0[pos] + self.debt_in[pos], 1.0)
         d = self.debt[pos]
-        if (d < -DUST * scale_d * 1e3).any():
-            raise ValueError("a fill repaid or wrote off more debt than the position owed")
-        self.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
-        self.written_off[pos] += d - self.debt[pos]
+        if not (d > DUST * scale_d).all():
+            if (d < -DUST * scale_d * 1e3).any():
+                raise ValueError("a fill repaid or wrote off more debt than the position owed")
+            self.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
+            self.written_off[pos] += d - self.debt[pos]
 
     # ------------------------------------------------------------------ invariants
 

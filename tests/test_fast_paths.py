@@ -390,3 +390,51 @@ def test_unique_inverse_equals_np_unique(values: list[int], same: bool) -> None:
     got, want = unique_inverse(arr), np.unique(arr, return_inverse=True)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+def _snap_the_long_way(book: PositionBook, pos: np.ndarray) -> None:
+    """PositionBook._snap before the skip of rows all clear of residue (every row written every time)."""
+    from cascadelab.book import DUST
+
+    scale_c = np.maximum(book.collateral0[pos] + book.collateral_in[pos], 1.0)
+    c = book.collateral[pos]
+    if (c < -DUST * scale_c * 1e3).any():
+        raise ValueError("collateral")
+    book.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
+    book.collateral_out[pos] += c - book.collateral[pos]
+    scale_d = np.maximum(book.debt0[pos] + book.debt_in[pos], 1.0)
+    d = book.debt[pos]
+    if (d < -DUST * scale_d * 1e3).any():
+        raise ValueError("debt")
+    book.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
+    book.written_off[pos] += d - book.debt[pos]
+
+
+@settings(max_examples=300, deadline=None)
+@given(n_assets=st.integers(1, 2), rows=st.lists(st.tuples(st.integers(0, 3), st.floats(0.0, 1.2), st.floats(0.0, 1.2),
+                                                           st.sampled_from([0.0, 1e-12, -1e-12, 0.5])),
+                                                 min_size=1, max_size=5))
+def test_a_fill_clear_of_residue_snaps_as_the_long_way(n_assets: int, rows: list[tuple]) -> None:
+    """Same bytes in every ledger (signed zeros included) and the same overdraft errors as writing every row."""
+    coll = np.array([[10.0, 0.0], [5.0, 2.0], [1e-3, 3.0], [7.0, 7.0]])[:, :n_assets]
+    debt = np.array([100.0, 50.0, 1e-4, 0.0])
+    books = [PositionBook.of(coll.copy(), debt.copy(), np.full((1, n_assets), 0.8), protocol=np.zeros(4, dtype=np.int64),
+                             debt_asset=np.array([n_assets])) for _ in range(2)]
+    pos = np.array([r[0] for r in rows])
+    # seize / repay a fraction of the row (above 1: an overdraft), plus a tiny residue or nothing
+    seized = np.array([coll[p] * f + e for p, f, _, e in rows])
+    repaid = np.array([debt[p] * g + e for p, _, g, e in rows])
+    fills = Fills.make(pos, 0, n_assets, seized=seized, repaid=repaid)
+    outcomes = []
+    for book, snap in zip(books, (None, _snap_the_long_way), strict=True):
+        if snap is not None:
+            book._snap = lambda p, b=book: _snap_the_long_way(b, p)
+        try:
+            book.apply(fills)
+            outcomes.append(None)
+        except ValueError:
+            outcomes.append("overdraft")
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0] is None:
+        for name in ("collateral", "debt", "collateral_out", "written_off", "repaid", "collateral_in"):
+            assert getattr(books[0], name).tobytes() == getattr(books[1], name).tobytes(), name
