@@ -38,6 +38,9 @@ from mechanisms.registry import make as make_mechanism
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+ROUNDING_SLACK = 1e-12
+"""USD slack per USD of venue depth for the rounding of differences of quotes (~1e-16 of it): 10^4 times that."""
+
 NOBODY_LIQUIDATABLE = np.zeros(0, dtype=np.int64)
 NOBODY_LIQUIDATABLE.flags.writeable = False
 
@@ -424,7 +427,8 @@ class CascadeModel(mesa.Model):
         of its fee, since every venue's proceeds are concave in size and planned sales only
         lower them; the least USD one unit of p's debt asset can cost = its market price, since
         purchases are convex; an absolute USD slack above the rounding of :meth:`quote_sales` and
-        :meth:`quote_debt_cost`, whose differences of large quotes can lose ~1e-16 of the venue's scale).
+        :meth:`quote_debt_cost`, whose differences of large quotes can lose ~1e-16 of the venue's scale:
+        ``ROUNDING_SLACK`` of it).
         """
         px = self.market_px_ext()
         net = np.array([px[a] * (1.0 - v.fee) for a, v in enumerate(self.venues)])
@@ -432,7 +436,7 @@ class CascadeModel(mesa.Model):
         scale = self._total_depth_usd + float(self.planned @ px[:-1])
         if da < self.n_assets:
             scale += self.planned_debt[da] * px[da]
-        return net, float(px[da]), 1e-9 * scale
+        return net, float(px[da]), ROUNDING_SLACK * scale
 
     def quote_debt_cost(self, p: int, pay: FloatArray) -> FloatArray:
         """USD cost of acquiring ``pay`` units of protocol p's debt asset after the purchases already planned."""

@@ -55,6 +55,12 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+ROUNDING = 1e-9
+"""Rounding allowance per USD of a clip's proceeds plus what it owes.  Proceeds, cost and profit are a few
+float operations each (relative error ~1e-15), so this is 10^6 times what rounding can move them; with
+the depth slack of ``CascadeModel.trade_bounds`` it decides only rounds within cents of the threshold."""
+
+
 def best_profit_bound(model: CascadeModel, p: int, ceiling: OfferCeiling
                       ) -> tuple[FloatArray, FloatArray, FloatArray, float]:
     """Per ceiling row: an upper bound on the best profit before gas of any clip, the proceeds of the
@@ -68,7 +74,7 @@ def best_profit_bound(model: CascadeModel, p: int, ceiling: OfferCeiling
     slope_end = model.sales_slope(units, per_pay) - debt_px
     slope_start = np.maximum(per_pay @ net - debt_px, 0.0)
     bound = np.where(slope_end >= 0.0, at_end, np.minimum(at_end - slope_end * pay, slope_start * pay))
-    return bound, value, 1e-6 * (value + owed) + slack, debt_px
+    return bound, value, ROUNDING * (value + owed) + slack, debt_px
 
 
 @dataclass(frozen=True)
