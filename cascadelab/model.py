@@ -292,7 +292,6 @@ class CascadeModel(mesa.Model):
             bound = self._take_bounds[p]
             if bound.due(t, mech.liquidatable.size) and self._nobody_takes(p, mech):
                 bids = Bids.empty()  # no keeper would take anything: the offers are not even built
-                bound.proved()
             else:
                 offers = mech.offers(self.book, self.oracle_px[p], t)
                 if isinstance(offers, AuctionOffers):  # standing bids (English auctions), not linear takes

@@ -136,22 +136,24 @@ class TakeBound:
 
         Small sets are tried too: building offers and bids for 2 positions costs ~90 us, a full proof
         about as much, and its re-check at new prices ~15 us (benchmarks/PROFILE.md section 15)."""
-        if not self.worth_trying or t < self._retry or n_liquidatable == 0:
-            return False
-        self._retry = t + self._wait  # stands if this try fails; :meth:`proved` clears the wait
-        self._wait = min(2 * self._wait, MAX_WAIT)
-        return True
-
-    def proved(self) -> None:
-        """The try held: try again at the next step."""
-        self._retry, self._wait = 0, 1
+        return self.worth_trying and t >= self._retry and n_liquidatable > 0
 
     def nobody_takes(self, ceiling: OfferCeiling, threshold: float) -> bool:
-        """True if no clip under ``ceiling`` can earn ``threshold`` (the lowest min_profit_usd + gas of the keepers)."""
+        """True if no clip under ``ceiling`` can earn ``threshold`` (the lowest min_profit_usd + gas of the keepers).
+
+        A try that holds clears the back-off (try again at the next step); one that fails waits 1, 2, 4, ...
+        steps.  Only tries count: a round without a ceiling to try (new positions whose offers were never
+        built) leaves the back-off as it was, or every step in which the set grows would lengthen it."""
         last = self._last
         if last is not None and last.ceiling.basis is ceiling.basis and self._still_holds(last, ceiling, threshold):
-            return True
-        holds, self._last = self._prove(ceiling, threshold)
+            holds = True
+        else:
+            holds, self._last = self._prove(ceiling, threshold)
+        if holds:
+            self._retry, self._wait = 0, 1
+        else:
+            self._retry = self.model.t + self._wait
+            self._wait = min(2 * self._wait, MAX_WAIT)
         return holds
 
     def _prove(self, ceiling: OfferCeiling, threshold: float) -> tuple[bool, _Proof | None]:

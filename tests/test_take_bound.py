@@ -241,3 +241,26 @@ def test_the_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict
         vouched += bound._still_holds(last, ceiling, best + 0.05 * max(best, 100.0))
     venue.z, model.fundamental[t] = z0, f0
     assert refused >= 100 and vouched >= 20
+
+
+def test_failed_tries_back_off_and_a_holding_one_clears_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tries that fail wait 1, 2, 4, ... steps; one that holds clears the wait; rounds with no ceiling to try
+    (the model asks only when there is one) do not count."""
+    from types import SimpleNamespace
+
+    from cascadelab.take_bound import TakeBound
+
+    model = SimpleNamespace(t=0)
+    bound = TakeBound(model, 0)  # type: ignore[arg-type]
+    outcome = {"holds": False}
+    monkeypatch.setattr(TakeBound, "_prove", lambda self, ceiling, threshold: (outcome["holds"], None))
+    ceiling = SimpleNamespace(basis=None)
+    tried = []
+    for t in range(1, 40):
+        model.t = t
+        if bound.due(t, 5):
+            tried.append(t)
+            outcome["holds"] = t >= 20
+            bound.nobody_takes(ceiling, 1.0)  # type: ignore[arg-type]
+    assert tried[:5] == [1, 2, 4, 8, 16] and tried[5] == 32 and tried[6:] == list(range(33, 40))
+    assert not bound.due(39, 0)  # nothing liquidatable: nothing to try
