@@ -240,20 +240,10 @@ class PositionBook:
         ``pos`` gets the same value twice, and fancy-index ``+=`` books it once).  Rows all above their
         residue keep their value and book +0.0 (the ledgers, sums from +0.0, are never -0.0), so a fill
         that leaves every row clear of residue writes nothing here."""
-        scale_c = np.maximum(self.collateral0[pos] + self.collateral_in[pos], 1.0)
-        c = self.collateral[pos]
-        if not (c > DUST * scale_c).all():  # else every value is kept as it is and +0.0 booked: skipped
-            if (c < -DUST * scale_c * 1e3).any():
-                raise ValueError("a fill seized more collateral than the position held")
-            self.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
-            self.collateral_out[pos] += c - self.collateral[pos]
-        scale_d = np.maximum(self.debt0[pos] + self.debt_in[pos], 1.0)
-        d = self.debt[pos]
-        if not (d > DUST * scale_d).all():
-            if (d < -DUST * scale_d * 1e3).any():
-                raise ValueError("a fill repaid or wrote off more debt than the position owed")
-            self.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
-            self.written_off[pos] += d - self.debt[pos]
+        _snap_rows(pos, self.collateral, self.collateral0, self.collateral_in, self.collateral_out,
+                   "a fill seized more collateral than the position held")
+        _snap_rows(pos, self.debt, self.debt0, self.debt_in, self.written_off,
+                   "a fill repaid or wrote off more debt than the position owed")
 
     # ------------------------------------------------------------------ invariants
 
@@ -268,6 +258,20 @@ class PositionBook:
         c_scale = np.maximum(self.collateral0 + self.collateral_in, 1.0)
         c_err = np.abs(self.collateral0 + self.collateral_in - self.collateral_out - self.collateral) / c_scale
         return float(d_err.max(initial=0.0)), float(c_err.max(initial=0.0))
+
+
+def _snap_rows(pos: IntArray, value: FloatArray, start: FloatArray, added: FloatArray, removed: FloatArray,
+               overdraft: str) -> None:
+    """:meth:`PositionBook._snap` of one ledger: ``value`` (collateral or debt) of rows ``pos``, residue
+    relative to ``start + added``, what is snapped away booked in ``removed``."""
+    scale = np.maximum(start[pos] + added[pos], 1.0)
+    v = value[pos]
+    if (v > DUST * scale).all():  # every value is kept as it is and +0.0 would be booked: nothing to write
+        return
+    if (v < -DUST * scale * 1e3).any():
+        raise ValueError(overdraft)
+    value[pos] = np.where(np.abs(v) <= DUST * scale, 0.0, np.maximum(v, 0.0))
+    removed[pos] += v - value[pos]
 
 
 @dataclass(frozen=True)

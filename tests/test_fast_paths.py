@@ -396,18 +396,14 @@ def _snap_the_long_way(book: PositionBook, pos: np.ndarray) -> None:
     """PositionBook._snap before the skip of rows all clear of residue (every row written every time)."""
     from cascadelab.book import DUST
 
-    scale_c = np.maximum(book.collateral0[pos] + book.collateral_in[pos], 1.0)
-    c = book.collateral[pos]
-    if (c < -DUST * scale_c * 1e3).any():
-        raise ValueError("collateral")
-    book.collateral[pos] = np.where(np.abs(c) <= DUST * scale_c, 0.0, np.maximum(c, 0.0))
-    book.collateral_out[pos] += c - book.collateral[pos]
-    scale_d = np.maximum(book.debt0[pos] + book.debt_in[pos], 1.0)
-    d = book.debt[pos]
-    if (d < -DUST * scale_d * 1e3).any():
-        raise ValueError("debt")
-    book.debt[pos] = np.where(np.abs(d) <= DUST * scale_d, 0.0, np.maximum(d, 0.0))
-    book.written_off[pos] += d - book.debt[pos]
+    for value, start, added, removed in ((book.collateral, book.collateral0, book.collateral_in, book.collateral_out),
+                                         (book.debt, book.debt0, book.debt_in, book.written_off)):
+        scale = np.maximum(start[pos] + added[pos], 1.0)
+        v = value[pos]
+        if (v < -DUST * scale * 1e3).any():
+            raise ValueError("overdraft")
+        value[pos] = np.where(np.abs(v) <= DUST * scale, 0.0, np.maximum(v, 0.0))
+        removed[pos] += v - value[pos]
 
 
 @settings(max_examples=300, deadline=None)
