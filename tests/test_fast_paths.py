@@ -92,9 +92,7 @@ def test_start_in_o_changed_matches_the_whole_array_version(steps: list[tuple[se
     first = np.zeros(0, dtype=np.int64)
     idx = None
     for t, (unhealthy, same_as_last) in enumerate(steps, start=1):
-        if same_as_last and idx is not None:
-            unhealthy = set(idx.tolist())  # the set of the last step, in the same array object
-        else:
+        if not (same_as_last and idx is not None):  # else: the last step's set, in the same array object
             idx = np.array(sorted(unhealthy), dtype=np.int64)
             idx.flags.writeable = False
         mech.start(idx, t)
@@ -421,10 +419,9 @@ def test_a_fill_clear_of_residue_snaps_as_the_long_way(n_assets: int, rows: list
     seized = np.array([coll[p] * f + e for p, f, _, e in rows])
     repaid = np.array([debt[p] * g + e for p, _, g, e in rows])
     fills = Fills.make(pos, 0, n_assets, seized=seized, repaid=repaid)
+    books[1]._snap = lambda p: _snap_the_long_way(books[1], p)
     outcomes = []
-    for book, snap in zip(books, (None, _snap_the_long_way), strict=True):
-        if snap is not None:
-            book._snap = lambda p, b=book: _snap_the_long_way(b, p)
+    for book in books:
         try:
             book.apply(fills)
             outcomes.append(None)

@@ -264,3 +264,13 @@ def test_failed_tries_back_off_and_a_holding_one_clears_it(monkeypatch: pytest.M
             bound.nobody_takes(ceiling, 1.0)  # type: ignore[arg-type]
     assert tried[:5] == [1, 2, 4, 8, 16] and tried[5] == 32 and tried[6:] == list(range(33, 40))
     assert not bound.due(39, 0)  # nothing liquidatable: nothing to try
+    # a failed try at 40 sets the wait; a round at 41 whose mechanism has no ceiling leaves it as it was
+    model.t = 40
+    outcome["holds"] = False
+    bound.nobody_takes(ceiling, 1.0)  # type: ignore[arg-type]
+    waiting = (bound._retry, bound._wait)
+    model.t = 41
+    stub = SimpleNamespace(book=None, oracle_px=[None], _take_bounds=[bound], _least_take_profit=lambda: 1.0)
+    no_ceiling = SimpleNamespace(offer_ceiling=lambda book, px: None)
+    assert not model_module.CascadeModel._nobody_takes(stub, 0, no_ceiling)  # type: ignore[arg-type]
+    assert (bound._retry, bound._wait) == waiting
