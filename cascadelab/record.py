@@ -215,7 +215,6 @@ class Recorder:
     def __init__(self, model: CascadeModel) -> None:
         self.model = model
         T, A, P, S = model.n_steps, model.n_assets, model.n_protocols, len(model.sources)
-        self.market = np.zeros((T + 1, A))
         self.oracle = np.zeros((T + 1, P, A))
         self.gas = np.zeros(T + 1)
         self.oracle_step = np.zeros((T + 1, P, A), dtype=np.int64)
@@ -224,8 +223,6 @@ class Recorder:
         self.z = np.zeros((T + 1, A))
         self.parts = np.zeros((T + 1, A, S))
         self.unhealthy = np.zeros((T + 1, P), dtype=np.int64)
-        self.debt_usd = np.zeros((T + 1, P))
-        self.collateral_usd = np.zeros((T + 1, P))
         self.liquidated_usd = np.zeros((T + 1, P))
         self.repaid_usd = np.zeros((T + 1, P))
         self.written_off_usd = np.zeros((T + 1, P))
@@ -233,9 +230,13 @@ class Recorder:
         self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
         self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
         self._fills: list[_FillChunk] = []
-        self._totals_version = -1  # book.version of the debt and collateral totals per protocol below
-        self._debt_total: list[np.float64] = []
-        self._collateral_total: list[FloatArray] = []
+        # the book's debt and collateral totals per protocol, one entry per book version seen at a step end
+        # (positions change only through book.apply), and which entry each step ended with
+        self._totals_version = -1
+        self._debt_totals: list[list[np.float64]] = []
+        self._collateral_totals: list[list[FloatArray]] = []
+        self._totals_at = np.zeros(T + 1, dtype=np.int64)
+        self._collected = -1  # the last step collected
         self._sales: list[dict[str, np.ndarray]] = []
         self.n_fills = 0
 
@@ -285,11 +286,11 @@ class Recorder:
         })
 
     def collect(self, t: int) -> None:
-        """Step 9: record this step's aggregates."""
+        """Step 9: record this step's state.  Only what cannot be told later is written each step; the
+        market prices and the USD values of the books are made from it for all steps at once
+        (``market``, ``debt_usd``, ``collateral_usd``), with the same operations."""
         m = self.model
         book = m.book
-        mkt = m.market_px_ext()
-        self.market[t] = mkt[:-1]
         self.oracle[t] = m.oracle_px[:, :-1]
         for p, (o, shadow) in enumerate(zip(m.oracles, m.shadow_oracles, strict=True)):
             self.oracle_step[t, p] = o.obs_step
@@ -298,18 +299,56 @@ class Recorder:
         for a, v in enumerate(m.venues):
             self.z[t, a] = v.z
             self.parts[t, a] = v.parts
-        if self._totals_version != book.version:  # positions change only through book.apply
-            self._debt_total = [book.debt[s].sum() for s in book.slices]
-            self._collateral_total = [book.collateral[s].sum(axis=0) for s in book.slices]
+        if self._totals_version != book.version:
+            self._debt_totals.append([book.debt[s].sum() for s in book.slices])
+            self._collateral_totals.append([book.collateral[s].sum(axis=0) for s in book.slices])
             self._totals_version = book.version
-        for p, (debt, coll) in enumerate(zip(self._debt_total, self._collateral_total, strict=True)):
-            self.debt_usd[t, p] = debt * mkt[book.debt_asset[p]]
-            self.collateral_usd[t, p] = coll @ mkt[:-1]
-        for b in getattr(m, "backstops", []):
-            pool, p = b.pool, b.protocol
-            to_usd = 1.0 if b.config.variant == "comet" else mkt[book.debt_asset[p]]
-            self.pool_balance_usd[t, p] = pool.balance * to_usd
-            self.pool_collateral_usd[t, p] = pool.held @ mkt[:-1]
+        self._totals_at[t] = len(self._debt_totals) - 1
+        self._collected = t
+        if m.backstops:
+            mkt = m.market_px_ext()
+            for b in m.backstops:
+                pool, p = b.pool, b.protocol
+                to_usd = 1.0 if b.config.variant == "comet" else mkt[book.debt_asset[p]]
+                self.pool_balance_usd[t, p] = pool.balance * to_usd
+                self.pool_collateral_usd[t, p] = pool.held @ mkt[:-1]
+
+    @property
+    def market(self) -> FloatArray:
+        """(T+1, A) market price of each asset at the end of each step: the fundamental times the venue's
+        multiplier of the displacement recorded then (``Venue.price``, elementwise); 0 for steps not yet run."""
+        m = self.model
+        n = self._collected + 1
+        market = np.zeros_like(self.z)
+        for a, v in enumerate(m.venues):
+            market[:n, a] = m.fundamental[:n, a] * v.multiplier(self.z[:n, a])
+        return market
+
+    @property
+    def debt_usd(self) -> FloatArray:
+        """(T+1, P) each protocol's total debt at the end of each step, at the debt asset's market price."""
+        m = self.model
+        n = self._collected + 1
+        mkt = np.concatenate([self.market[:n], np.ones((n, 1))], axis=1)
+        totals = np.array(self._debt_totals, dtype=np.float64).reshape(-1, m.n_protocols)[self._totals_at[:n]]
+        out = np.zeros((self.z.shape[0], m.n_protocols))
+        out[:n] = totals * mkt[:, m.book.debt_asset]
+        return out
+
+    @property
+    def collateral_usd(self) -> FloatArray:
+        """(T+1, P) each protocol's total collateral at the end of each step, at market prices."""
+        m = self.model
+        n = self._collected + 1
+        market = self.market[:n]
+        out = np.zeros((self.z.shape[0], m.n_protocols))
+        for p in range(m.n_protocols):
+            totals = np.array([c[p] for c in self._collateral_totals]).reshape(-1, m.n_assets)[self._totals_at[:n]]
+            if m.n_assets == 1:  # the product the one-element matrix product makes
+                out[:n, p] = totals[:, 0] * market[:, 0]
+            else:  # the same matrix product, row by row
+                out[:n, p] = [c @ px for c, px in zip(totals, market, strict=True)]
+        return out
 
     # ---------------------------------------------------------------- after the run
 

@@ -323,6 +323,46 @@ def test_fill_columns_made_at_run_end_equal_those_made_at_each_fill(monkeypatch:
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), column
 
 
+@pytest.mark.parametrize(("scenario", "overrides"), [
+    ("eth_steth_depeg", {}), ("contagion", {}), ("contagion", {"venues.ALT.kind": "none"}),
+    ("debt_market_inelastic", {})])
+def test_step_end_prices_and_book_values_made_at_run_end_equal_those_made_each_step(
+        monkeypatch: pytest.MonkeyPatch, scenario: str, overrides: dict) -> None:
+    """Recorder.collect no longer prices anything; the market prices and each protocol's debt and
+    collateral in USD, made for all steps at run end from the recorded venue states and book totals,
+    come out bit for bit as computing them at each step end gave (constant-product, transient-impact
+    and no-impact venues, two assets, two protocols, a priced debt asset)."""
+    from pathlib import Path
+
+    import cascadelab.record as record
+
+    at_end: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    collect = record.Recorder.collect
+
+    def collected_then(self: record.Recorder, t: int) -> None:
+        m, book = self.model, self.model.book
+        mkt = m.market_px_ext()
+        at_end.append((mkt[:-1].copy(),
+                       np.array([book.debt[s].sum() * mkt[book.debt_asset[p]] for p, s in enumerate(book.slices)]),
+                       np.array([book.collateral[s].sum(axis=0) @ mkt[:-1] for s in book.slices])))
+        collect(self, t)
+
+    monkeypatch.setattr(record.Recorder, "collect", collected_then)
+    path = Path(__file__).resolve().parents[1] / "experiments" / "scenarios" / f"{scenario}.toml"
+    result = cascadelab.run(path, overrides=overrides)
+    m = result.spec
+    assert len(at_end) == m.run.steps + 1 and len(result.fills) > 100
+    ts = result.timeseries
+    for k, columns in enumerate((list(m.assets), [f"debt_usd_{p}" for p in m.protocols],
+                                 [f"collateral_usd_{p}" for p in m.protocols])):
+        want = np.stack([row[k] for row in at_end])
+        if k == 0:
+            columns = [f"market_{a}" for a in columns]
+        got = ts[columns].to_numpy()
+        assert got.tobytes() == want.tobytes(), columns
+    assert np.ptp(ts[[f"market_{a}" for a in m.assets]].to_numpy(), axis=0).min() > 0  # prices moved
+
+
 @settings(max_examples=60, deadline=None)
 @given(k=st.integers(0, 6), value=st.one_of(st.floats(allow_nan=True), st.integers(-5, 5)),
        as_array=st.booleans())
