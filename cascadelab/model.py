@@ -133,6 +133,7 @@ class CascadeModel(mesa.Model):
         self.recorder = Recorder(self)
         self.health_bands = [HealthBand(self.book, [p], 1.0) for p in range(self.n_protocols)]
         self._unhealthy: list[IntArray] = [NOBODY_LIQUIDATABLE] * self.n_protocols  # found at the last evaluation
+        self._unhealthy_counts: list[int] | None = None  # their sizes, None if all are empty
 
         # agents
         self.borrowers = [
@@ -269,8 +270,10 @@ class CascadeModel(mesa.Model):
                 unhealthy = band.reset(hf[s], px) + s.start
                 unhealthy.flags.writeable = False
                 self._unhealthy.append(unhealthy)
-        if any(u.size for u in self._unhealthy):
-            self.recorder.unhealthy_step(t, [u.size for u in self._unhealthy])
+            counts = [u.size for u in self._unhealthy]
+            self._unhealthy_counts = counts if any(counts) else None
+        if self._unhealthy_counts is not None:
+            self.recorder.unhealthy_step(t, self._unhealthy_counts)
         return self._unhealthy
 
     def _keeper_order(self) -> list[Liquidator]:
