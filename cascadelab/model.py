@@ -164,6 +164,9 @@ class CascadeModel(mesa.Model):
         # flows for the conservation check and planning
         self.planned = np.zeros(self.n_assets)
         self.planned_debt = np.zeros(self.n_assets)  # debt-asset units keepers have bid to buy, not yet bought
+        self.nothing_planned = True
+        """No sale or debt purchase was planned this step (so both arrays above are zero): a flag, as reading
+        it costs a tenth of two ``any`` reductions and the take bound asks in every round it re-checks."""
         self.borrower_sold = np.zeros(self.n_assets)
         self.keeper_sold = np.zeros(self.n_assets)
         self.protocol_collateral = np.zeros(self.n_assets)
@@ -239,6 +242,7 @@ class CascadeModel(mesa.Model):
         order = self._keeper_order()
         # sales planned this step (all rounds: they are sold in step 8) and per-step transaction limits
         self.planned[:] = 0.0
+        self.nothing_planned = True
         for k in order:
             k.new_step()
         if not all(mech.idle() for mech in self.mechanisms):
@@ -390,6 +394,7 @@ class CascadeModel(mesa.Model):
     def plan_sales(self, units: FloatArray) -> None:
         """A keeper announces collateral it will sell this step (later keepers price it in)."""
         self.planned += units
+        self.nothing_planned = False
 
     def quote_sales(self, units: FloatArray) -> FloatArray:
         """USD proceeds of selling ``units`` (shape (..., A)) after the sales already planned this step."""
@@ -456,6 +461,7 @@ class CascadeModel(mesa.Model):
         da = self.book.debt_asset[p]
         if da < self.n_assets and pay.size:
             self.planned_debt[da] += float(pay.sum())
+            self.nothing_planned = False
 
     def _debt_cost_usd(self, p: int, paid: FloatArray) -> FloatArray:
         """Keepers buy the debt asset they pay with (moving its venue); returns USD per row."""

@@ -164,7 +164,7 @@ class TakeBound:
         if not np.all(bound + allowance < threshold):  # False with any NaN
             return False, None
         m = self.model
-        if m.planned.any() or m.planned_debt.any():  # re-checks assume no sales planned, then as now
+        if not m.nothing_planned:  # re-checks assume no sales planned, then as now
             return True, None
         return True, self._proof(ceiling, bound, value, allowance, debt_px,
                                  np.flatnonzero(ceiling.receive_base.any(axis=0)))
@@ -185,7 +185,7 @@ class TakeBound:
         """The last proof, carried to the current prices by the scalar bound of the module docstring, and
         if that fails, by the same bound row by row (:meth:`_rows_hold`)."""
         m = self.model
-        if m.planned.any() or m.planned_debt.any():
+        if not m.nothing_planned:
             return False
         f = m.fundamental[m.t]
         gamma = ceiling.receive_scale / last.ceiling.receive_scale
