@@ -11,6 +11,7 @@ leaves the position's average LT = W / V unchanged, which the closed forms of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,11 +31,14 @@ class Valuation:
     debt: FloatArray  # debt units D
     p_debt: float  # oracle price of the debt asset
 
-    @property
+    # debt value and health are read several times per build (terms, dust, the ceiling basis): made once
+    # (cached_property writes the instance dict, so it works on a frozen dataclass; nobody writes the arrays)
+
+    @cached_property
     def debt_value(self) -> FloatArray:
         return self.debt * self.p_debt
 
-    @property
+    @cached_property
     def health(self) -> FloatArray:
         """W / (D P_d); +inf without debt."""
         return self._per_debt_value(self.weighted)
@@ -46,8 +50,9 @@ class Valuation:
 
     def _per_debt_value(self, x: FloatArray) -> FloatArray:
         out = np.full(self.debt.shape, np.inf)
+        debt_value = self.debt_value
         with np.errstate(over="ignore"):  # dust debt: the ratio overflows to +inf, which is right
-            np.divide(x, self.debt_value, out=out, where=self.debt_value > 0)
+            np.divide(x, debt_value, out=out, where=debt_value > 0)
         return out
 
     @property
