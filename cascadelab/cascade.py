@@ -199,6 +199,8 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
     next_busy[busy] = busy
     next_busy = np.minimum.accumulate(next_busy[::-1])[::-1]
     acc_zero = True  # no sales in the previous step
+    pending: list[_Induced] = []  # induced fills, attributed after the loop (their shares feed nothing in it)
+    inherit: list[IntArray] = []  # fills that take their anchor's cause, once every cause is known
     s = 1
     while s <= T:
         if acc_zero and next_busy[s] > s:  # a quiet stretch: decay it in one call
@@ -209,14 +211,13 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
         C[s % ring] = (C[(s - 1) % ring] + acc) * inp.decay[s][:, None, None]
         batch = order[bounds[s]: bounds[s + 1]]
         if batch.size:
-            _classify(inp, state, batch, s, C, ring, obs_liq, obs_delev, obs_noise,
-                      generation, shares, req_obs, req_scale, req_long)
+            induced = _classify(inp, state, batch, s, C, ring, obs_liq, obs_delev, obs_noise, generation, shares)
+            if induced is not None:
+                pending.append(induced)
             late = batch[(hf_oracle[batch] >= 1.0) & (anchor[batch] >= 0)]
-            if late.size:  # not liquidatable at the oracle: inherit the position's latest cause
-                src = anchor[late]
-                generation[late] = generation[src]
-                shares[late] = shares[src]
-                req_obs[late], req_scale[late], req_long[late] = req_obs[src], req_scale[src], req_long[src]
+            if late.size:  # not liquidatable at the oracle: inherit the position's latest generation and cause
+                generation[late] = generation[anchor[late]]
+                inherit.append(late)
             if int(generation[batch].max()) + 1 >= gcap:  # room for the next generation's sales
                 grow = gcap
                 C = np.concatenate([C, np.zeros((ring, A, P, grow))], axis=3)
@@ -228,6 +229,11 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
             np.add.at(acc, (sale_asset[rows], sale_proto[rows], np.maximum(generation[sale_fill[rows]], 0)),
                       sale_dz[rows])
         s += 1
+    _attribute(inp, state, steps, obs_noise, pending, shares, req_obs, req_scale, req_long)
+    for late in inherit:
+        src = anchor[late]
+        shares[late] = shares[src]
+        req_obs[late], req_scale[late], req_long[late] = req_obs[src], req_scale[src], req_long[src]
 
     graph = CascadeGraph(inp.source_names, inp.decay.copy(), generation, shares, req_obs, req_scale, req_long, protocol,
                          sale_fill, sale_step, sale_asset, sale_dz, sale_proto)
@@ -323,71 +329,121 @@ class _FillState:
     protocol: IntArray
 
 
+@dataclass(frozen=True)
+class _Induced:
+    """The induced fills of one step (crossing level >= 1), as :func:`_classify` leaves them for
+    :func:`_attribute`: their rows and levels, and the per-protocol-row arrays of that step they index."""
+
+    rows: IntArray  # fill ids
+    level: IntArray
+    unique_row: IntArray  # index into the arrays below (one row per protocol with fills that step)
+    rel: FloatArray  # (u, A, L) price relative to the observed one at each level
+    cg: FloatArray  # (u, A, P, G) liq contributions by generation
+    resid: FloatArray  # (u, A, P)
+    delev: FloatArray  # (u, A, P)
+
+
 def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C: FloatArray, ring: int,
-              obs_liq: FloatArray, obs_delev: FloatArray, obs_noise: FloatArray, generation: IntArray, shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
-              req_long: npt.NDArray[np.bool_]) -> None:
-    """Generation and source shares of the liquidation fills of one step (written into the arrays)."""
+              obs_liq: FloatArray, obs_delev: FloatArray, obs_noise: FloatArray, generation: IntArray,
+              shares: FloatArray) -> _Induced | None:
+    """Generation of the liquidation fills of one step, and the shares of those not induced (written into
+    the arrays); the induced ones are returned for :func:`_attribute`.
+
+    Only the generations feed the next steps (through the sales in ``C``), so the attribution, most of
+    the arithmetic, is made once for every induced fill of the run instead of step by step."""
     P, A = len(inp.protocols), len(inp.assets)
     n = batch.size
     p = state.protocol[batch]
-    s_obs = inp.oracle_step[t, p, :]  # (n, A)
     # the levels depend on a fill only through its protocol's observation steps: one row per protocol
     one, row = unique_inverse(p)
     z, cg, resid, delev = _levels(inp, inp.oracle_step[t, one, :], C, ring, obs_liq, obs_delev, obs_noise)
     z_all = z[:, :, -1]
-    rel = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
-                    for a in range(A)], axis=1)[row]  # (n, A, L) price relative to the observed one
-    cg, resid, delev = cg[row], resid[row], delev[row]
-    px = inp.oracle_px[t, p, :]
-    v = state.coll[batch] * inp.lt[p] * px  # weighted collateral at the oracle price (n, A)
-    d_asset = inp.debt_asset[p]
-    priced = d_asset < A
-    d_idx = np.where(priced, d_asset, 0)
-    debt_px = np.where(priced, px[np.arange(n), d_idx], 1.0)
-    dv = state.debt[batch] * debt_px
+    rel_u = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
+                      for a in range(A)], axis=1)
+    rel = rel_u[row]  # (n, A, L) price relative to the observed one
+    v, dv, d_idx, priced = _valued(inp, state, batch, t, p)
     d_rel = np.where(priced[:, None], rel[np.arange(n), d_idx, :], 1.0)  # (n, L)
     with np.errstate(divide="ignore", invalid="ignore"):
         hf = np.einsum("na,nal->nl", v, rel) / (dv[:, None] * d_rel)
     hf = np.where(dv[:, None] > 0, hf, np.inf)
     under = hf < 1.0
     level = np.where(under.any(axis=1), np.argmax(under, axis=1) - 1, -2)  # -2: never under
-    gen = np.maximum(level, 0)
-    generation[batch] = gen
+    generation[batch] = np.maximum(level, 0)
     sh = np.zeros((n, 2 * P + 2))
     sh[level <= -1, -1] = 1.0  # fundamental (or never under at the oracle)
     sh[level == 0, 2 * P] = 1.0  # noise
+    shares[batch] = sh  # induced rows: zeros until attributed
     ind = np.flatnonzero(level >= 1)
-    if ind.size:
-        k = level[ind]
-        r = np.arange(ind.size)
-        rel_none, rel_k = rel[ind, :, 0], rel[ind, :, k + 1]  # level index = level + 1
+    if ind.size == 0:
+        return None
+    return _Induced(batch[ind], level[ind], row[ind], rel_u, cg, resid, delev)
+
+
+def _valued(inp: CascadeInputs, state: _FillState, rows: IntArray, t: IntArray | int, p: IntArray
+            ) -> tuple[FloatArray, FloatArray, IntArray, npt.NDArray[np.bool_]]:
+    """Fills' weighted collateral per asset and debt value at their oracle prices (step t, protocol p);
+    the debt asset's index and whether it is priced."""
+    n, A = rows.size, len(inp.assets)
+    px = inp.oracle_px[t, p, :]
+    v = state.coll[rows] * inp.lt[p] * px  # weighted collateral at the oracle price (n, A)
+    d_asset = inp.debt_asset[p]
+    priced = d_asset < A
+    d_idx = np.where(priced, d_asset, 0)
+    debt_px = np.where(priced, px[np.arange(n), d_idx], 1.0)
+    return v, state.debt[rows] * debt_px, d_idx, priced
+
+
+def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise: FloatArray,
+               pending: list[_Induced], shares: FloatArray, req_obs: IntArray, req_scale: FloatArray,
+               req_long: npt.NDArray[np.bool_]) -> None:
+    """Source shares of every induced fill (see the module docstring), written into the arrays; in one
+    pass per number of generations (the steps' arrays stacked), row for row as step by step."""
+    P, A = len(inp.protocols), len(inp.assets)
+    by_width: dict[int, list[_Induced]] = {}
+    for step in pending:
+        by_width.setdefault(step.cg.shape[3], []).append(step)
+    for group in by_width.values():
+        offsets = np.cumsum([0] + [g.rel.shape[0] for g in group[:-1]])
+        u = np.concatenate([g.unique_row + off for g, off in zip(group, offsets, strict=True)])
+        rows = np.concatenate([g.rows for g in group])
+        k = np.concatenate([g.level for g in group])
+        rel = np.concatenate([g.rel for g in group])[u]
+        cg = np.concatenate([g.cg for g in group])[u]
+        resid = np.concatenate([g.resid for g in group])[u]
+        delev = np.concatenate([g.delev for g in group])[u]
+        m = rows.size
+        r = np.arange(m)
+        p = state.protocol[rows]
+        t = steps[rows]
+        s_obs = inp.oracle_step[t, p, :]
+        v, dv, d_idx, priced = _valued(inp, state, rows, t, p)
+        rel_none, rel_k = rel[:, :, 0], rel[r, :, k + 1]  # level index = level + 1
         # change of the margin W - D owed to each asset's move (USD), and its harmful direction
-        debt_of = np.zeros((ind.size, A))
-        debt_of[r[priced[ind]], d_idx[ind][priced[ind]]] = dv[ind][priced[ind]]
-        harm = v[ind] * (rel_none - rel_k) - debt_of * (rel_none - rel_k)
-        long = v[ind] >= debt_of  # net long the asset: price falls hurt
+        debt_of = np.zeros((m, A))
+        debt_of[r[priced], d_idx[priced]] = dv[priced]
+        harm = v * (rel_none - rel_k) - debt_of * (rel_none - rel_k)
+        long = v >= debt_of  # net long the asset: price falls hurt
         h = np.maximum(harm, 0.0)
         sign = np.where(long, -1.0, 1.0)
-        comp_noise = np.maximum(sign * obs_noise[s_obs[ind], np.arange(A)[None, :]], 0.0)  # (m, A)
-        comp_delev = np.maximum(sign[:, :, None] * delev[ind], 0.0)  # (m, A, P)
+        comp_noise = np.maximum(sign * obs_noise[s_obs, np.arange(A)[None, :]], 0.0)  # (m, A)
+        comp_delev = np.maximum(sign[:, :, None] * delev, 0.0)  # (m, A, P)
         gmask = np.arange(cg.shape[3])[None, :] < k[:, None]  # generations <= k - 1
-        comp_liq = (np.maximum(sign[:, :, None] * resid[ind], 0.0)
-                    + np.einsum("maqg,mg->maq", np.maximum(sign[:, :, None, None] * cg[ind], 0.0), gmask))
+        comp_liq = (np.maximum(sign[:, :, None] * resid, 0.0)
+                    + np.einsum("maqg,mg->maq", np.maximum(sign[:, :, None, None] * cg, 0.0), gmask))
         total = comp_noise + comp_delev.sum(axis=2) + comp_liq.sum(axis=2)  # (m, A)
         h = np.where(total > 0, h, 0.0)
         hsum = h.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(total > 0, h / total, 0.0) / np.where(hsum > 0, hsum, 1.0)[:, None]
-        sh_ind = np.zeros((ind.size, 2 * P + 2))
-        sh_ind[:, :P] = np.einsum("maq,ma->mq", comp_liq, scale)
-        sh_ind[:, P: 2 * P] = np.einsum("maq,ma->mq", comp_delev, scale)
-        sh_ind[:, 2 * P] = (comp_noise * scale).sum(axis=1)
-        sh_ind[hsum <= 0, -1] = 1.0  # numerically no harm: count as fundamental
-        sh[ind] = sh_ind
-        req_obs[batch[ind]] = s_obs[ind]
-        req_scale[batch[ind]] = scale
-        req_long[batch[ind]] = long
-    shares[batch] = sh
+        sh = np.zeros((m, 2 * P + 2))
+        sh[:, :P] = np.einsum("maq,ma->mq", comp_liq, scale)
+        sh[:, P: 2 * P] = np.einsum("maq,ma->mq", comp_delev, scale)
+        sh[:, 2 * P] = (comp_noise * scale).sum(axis=1)
+        sh[hsum <= 0, -1] = 1.0  # numerically no harm: count as fundamental
+        shares[rows] = sh
+        req_obs[rows] = s_obs
+        req_scale[rows] = scale
+        req_long[rows] = long
 
 
 def _edges(g: CascadeGraph) -> pd.DataFrame:
