@@ -33,7 +33,8 @@ transient impact: F'/F gamma while the venue has not recovered upward since, as 
 with the volume already sold).  Concavity then bounds every new clip's profit by
 mu max(H + (kappa - 1) V, 0) + max(c - c', 0) mu M, from the last proof's highest bound H, highest
 proceeds V and largest pay M (c, c': the debt asset's price then and now), and the rounding
-allowance grows with kappa, mu and c'/c.  Proofs are re-checked only if no sales were planned
+allowance grows with kappa, mu and c'/c.  Rows paying their cap (``pay_cap``) cannot pay more later,
+so they form a group of their own, charged 1 instead of mu.  Proofs are re-checked only if no sales were planned
 then or now.
 """
 
@@ -78,19 +79,27 @@ def best_profit_bound(model: CascadeModel, p: int, ceiling: OfferCeiling
 
 
 @dataclass(frozen=True)
+class _Maxima:
+    """The highest bound, proceeds, pay and allowance over a group of a proof's rows (the scalar re-check)."""
+
+    grows: bool  # the group's pay ceilings can grow with the ceiling's pay scale (else they cannot grow)
+    top: float  # H: highest bound on a row's profit before gas
+    value: float  # V: highest proceeds of a row's largest clip
+    pay: float  # M: highest pay ceiling
+    allowance: float  # highest rounding allowance
+
+
+@dataclass(frozen=True)
 class _Proof:
-    """A proof by the full bound, with what re-checking it needs: the highest bound, proceeds, pay and
-    allowance for the scalar re-check, and the rows' own for the re-check row by row."""
+    """A proof by the full bound, with what re-checking it needs: the group maxima for the scalar re-check
+    (:meth:`TakeBound._proof`), and the rows' own for the re-check row by row."""
 
     ceiling: OfferCeiling
     bounds: FloatArray  # per row: H_i, V_i, M_i, and the rounding allowance
     values: FloatArray
     pays: FloatArray
     allowances: FloatArray
-    top: float  # H: highest bound on a row's profit before gas
-    value: float  # V: highest proceeds of a row's largest clip
-    pay: float  # M: highest pay ceiling
-    allowance: float  # highest rounding allowance
+    groups: tuple[_Maxima, ...]
     debt_px: float
     price: FloatArray  # market price per asset
     fundamental: FloatArray
@@ -171,14 +180,22 @@ class TakeBound:
 
     def _proof(self, ceiling: OfferCeiling, bounds: FloatArray, values: FloatArray, allowances: FloatArray,
                debt_px: float, assets: IntArray) -> _Proof:
-        """A proof from per-row bounds valid now, with the market state the re-checks compare against."""
+        """A proof from per-row bounds valid now, with the market state the re-checks compare against.
+
+        The rows are split for the scalar re-check: a row paying its cap (``pay_cap``) can pay no more
+        later, whatever the pay scale does; only the others grow with it.  When prices rise, the rows
+        closest to the threshold are usually capped by the close factor, so charging the pay growth to
+        the others only lets the scalar re-check hold where it would otherwise go row by row."""
         m = self.model
         price = m.market_px()
         pays = ceiling.max_pay
         largest = (pays[:, None] * ceiling.receive_per_pay).max(axis=0)
         size = np.array([v.size_ratio(q, px) for v, q, px in zip(m.venues, largest, price, strict=True)])
-        return _Proof(ceiling, bounds, values, pays, allowances, float(bounds.max()), float(values.max()),
-                      float(pays.max()), float(allowances.max()), debt_px, price, m.fundamental[m.t].copy(),
+        capped = pays >= ceiling.pay_cap
+        groups = tuple(_Maxima(grows, float(bounds[rows].max()), float(values[rows].max()), float(pays[rows].max()),
+                               float(allowances[rows].max()))
+                       for grows, rows in ((False, capped), (True, ~capped)) if rows.any())
+        return _Proof(ceiling, bounds, values, pays, allowances, groups, debt_px, price, m.fundamental[m.t].copy(),
                       np.array([v.z for v in m.venues]), assets, size)
 
     def _still_holds(self, last: _Proof, ceiling: OfferCeiling, threshold: float) -> bool:
@@ -206,9 +223,11 @@ class TakeBound:
         debt_px = m.venues[da].price(f[da]) if da < m.n_assets else 1.0  # as in market_px_ext, without the array
         if not kappa < math.inf:
             return False
-        bound = (mu * max(last.top + (kappa - 1.0) * last.value, 0.0) + max(last.debt_px - debt_px, 0.0) * mu * last.pay
-                 + last.allowance * kappa * mu * max(debt_px / last.debt_px, 1.0))
-        return bound < threshold or self._rows_hold(last, ceiling, threshold, kappa, debt_px)  # False for NaN
+        drop, rise = max(last.debt_px - debt_px, 0.0), max(debt_px / last.debt_px, 1.0)
+        holds = all((mu if g.grows else 1.0) * (max(g.top + (kappa - 1.0) * g.value, 0.0) + drop * g.pay
+                                                + g.allowance * kappa * rise) < threshold  # False for NaN
+                    for g in last.groups)
+        return holds or self._rows_hold(last, ceiling, threshold, kappa, debt_px)
 
     def _rows_hold(self, last: _Proof, ceiling: OfferCeiling, threshold: float, kappa: float, debt_px: float
                    ) -> bool:

@@ -205,8 +205,15 @@ UNDERWATER = {"protocols.lender.mechanism.bonus": 0.15, "protocols.lender.mechan
 moves with prices (the re-check's mu)."""
 
 
-@pytest.mark.parametrize("extra", [{}, UNDERWATER], ids=["borderline", "underwater"])
-def test_the_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict) -> None:
+CAPPED = {"protocols.lender.mechanism.close_factor": 0.3, "liquidators.min_profit_usd": 400.0,
+          "populations.borrowers.health.low": 1.01}
+"""Most offers capped by a small close factor, the one nearest the threshold among them, and some paying all
+the collateral: the scalar re-check charges the pay growth to the second group only."""
+
+
+@pytest.mark.parametrize(("extra", "groups"), [({}, 1), (UNDERWATER, 1), (CAPPED, 2)],
+                         ids=["borderline", "underwater", "capped"])
+def test_the_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict, groups: int) -> None:
     """From a proof, move the venue (deeper or shallower), the fundamental and the oracle, rebuild the offers
     and let a keeper evaluate every clip exactly: the re-check (by scalars, then row by row) must refuse the threshold the best
     clip reaches, and vouch for a threshold enough above it (else it would never save anything)."""
@@ -219,7 +226,8 @@ def test_the_recheck_never_vouches_for_a_threshold_some_clip_reaches(extra: dict
     spec = cascadelab.load_spec(cascadelab.load_spec(scenario), overrides={**overrides, **extra})
     model = CascadeModel(spec, run_seed(spec.run.seed))
     bound = model._take_bounds[0]
-    while bound._last is None or model.mechanisms[0].offer_ceiling(model.book, model.oracle_px[0]) is None:
+    while (bound._last is None or len(bound._last.groups) < groups
+           or model.mechanisms[0].offer_ceiling(model.book, model.oracle_px[0]) is None):
         model.step()
     last, mech, venue, keeper, t = bound._last, model.mechanisms[0], model.venues[0], model.keepers[0], model.t
     z0, f0, px0 = venue.z, model.fundamental[t].copy(), model.oracle_px[0].copy()
