@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ab_sample  # noqa: E402
 import check_identical  # noqa: E402
 import sobol_study  # noqa: E402
 from test_sweep import scenario_sweep  # noqa: E402
@@ -62,3 +64,18 @@ def test_store_check_passes_on_the_same_engine_and_catches_a_changed_output(tmp_
     frame.loc[:, "liquidated_usd"] = frame["liquidated_usd"] * (1 + 1e-15) + 1e-9  # the last bits only
     pq.write_table(pq.read_table(part).from_pandas(frame, schema=pq.read_schema(part), preserve_index=False), part)
     assert check_identical.compare_store(out, runs=8) == len(pd.read_parquet(part))
+
+
+def test_ab_sample_times_both_checkouts_and_refuses_a_directory_without_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """This checkout against itself: both sides time the same sample and the ratio is theirs."""
+    sweep = _write_toml(tmp_path / "study.toml", scenario_sweep(tmp_path))
+    repo = Path(__file__).resolve().parents[1]
+    assert ab_sample.main([str(repo), str(sweep), "--runs", "2", "--repeat", "1", "--rounds", "1"]) == 0
+    line = re.search(r"base ([\d.]+) ms\s+new ([\d.]+) ms a run\s+ratio new/base ([\d.]+)", capsys.readouterr().out)
+    assert line is not None
+    base, new, ratio = (float(x) for x in line.groups())
+    assert base > 0 and new > 0 and 0 < ratio < 10
+    with pytest.raises(SystemExit) as exc:
+        ab_sample.main([str(tmp_path), str(sweep)])
+    assert exc.value.code == 2 and "no cascadelab checkout" in capsys.readouterr().err
