@@ -401,6 +401,25 @@ def test_induced_fills_attributed_together_equal_step_by_step(monkeypatch: pytes
         assert a.tobytes() == b.tobytes()
 
 
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 40), st.booleans()), min_size=1, max_size=80))
+def test_first_fills_match_the_sorting_version(rows: list[tuple[int, bool]]) -> None:
+    """cascade._first_fills (a scatter of the minimum) gives what np.unique and searchsorted gave: the first
+    liquidation fill on each fill's position, and the distinct first fills ascending."""
+    from hypothesis import assume
+
+    from cascadelab.cascade import _first_fills
+
+    position = np.array([r[0] for r in rows], dtype=np.int64)
+    idx = np.flatnonzero([r[1] for r in rows])
+    assume(idx.size > 0)
+    pos = position[idx]
+    positions, first_at = np.unique(pos, return_index=True)
+    want_first = idx[first_at][np.searchsorted(positions, pos)]
+    first, uniq = _first_fills(pos, idx, len(rows))
+    assert np.array_equal(first, want_first) and np.array_equal(uniq, np.unique(want_first))
+
+
 @settings(max_examples=60, deadline=None)
 @given(k=st.integers(0, 6), value=st.one_of(st.floats(allow_nan=True), st.integers(-5, 5)),
        as_array=st.booleans())
