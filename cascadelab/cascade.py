@@ -191,8 +191,7 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
     bounds = np.searchsorted(steps[order], np.arange(T + 2))
 
     hf_oracle = np.asarray(fills["hf_oracle"])
-    state = _FillState(coll=np.stack([np.asarray(fills[f"collateral_{a}_before"]) for a in inp.assets], axis=1),
-                       debt=np.asarray(fills["debt_before"]), protocol=protocol)
+    state = _FillState.of(inp, fills, protocol, steps)
     # steps with liquidation fills or sales to classify or book; between them C only decays
     busy = np.flatnonzero((bounds[1: T + 2] > bounds[:T + 1]) | (sale_bounds[1:] > sale_bounds[:-1]))
     next_busy = np.full(T + 2, T + 1, dtype=np.int64)
@@ -322,11 +321,26 @@ def _levels(inp: CascadeInputs, s_obs: IntArray, C: FloatArray, ring: int, obs_l
 
 @dataclass(frozen=True)
 class _FillState:
-    """Each fill's position just before it: collateral units (n, A), debt, protocol."""
+    """Each fill's position just before it, valued at its protocol's oracle prices of its step (made once
+    for the whole log, then read per step): weighted collateral per asset (n, A), debt value, the debt
+    asset's column (0 for USD) and whether it is priced; and the fill's protocol."""
 
-    coll: FloatArray
-    debt: FloatArray
     protocol: IntArray
+    weighted: FloatArray
+    debt_value: FloatArray
+    debt_col: IntArray
+    priced: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, inp: CascadeInputs, fills: Columns, protocol: IntArray, steps: IntArray) -> _FillState:
+        coll = np.stack([np.asarray(fills[f"collateral_{a}_before"]) for a in inp.assets], axis=1)
+        n, A = coll.shape
+        px = inp.oracle_px[steps, protocol, :]
+        d_asset = inp.debt_asset[protocol]
+        priced = d_asset < A
+        d_col = np.where(priced, d_asset, 0)
+        debt_px = np.where(priced, px[np.arange(n), d_col], 1.0)
+        return cls(protocol, coll * inp.lt[protocol] * px, np.asarray(fills["debt_before"]) * debt_px, d_col, priced)
 
 
 @dataclass(frozen=True)
@@ -361,7 +375,7 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     rel_u = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
                       for a in range(A)], axis=1)
     rel = rel_u[row]  # (n, A, L) price relative to the observed one
-    v, dv, d_idx, priced = _valued(inp, state, batch, t, p)
+    v, dv, d_idx, priced = state.weighted[batch], state.debt_value[batch], state.debt_col[batch], state.priced[batch]
     d_rel = np.where(priced[:, None], rel[np.arange(n), d_idx, :], 1.0)  # (n, L)
     with np.errstate(divide="ignore", invalid="ignore"):
         hf = np.einsum("na,nal->nl", v, rel) / (dv[:, None] * d_rel)
@@ -377,20 +391,6 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     if ind.size == 0:
         return None
     return _Induced(batch[ind], level[ind], row[ind], rel_u, cg, resid, delev)
-
-
-def _valued(inp: CascadeInputs, state: _FillState, rows: IntArray, t: IntArray | int, p: IntArray
-            ) -> tuple[FloatArray, FloatArray, IntArray, npt.NDArray[np.bool_]]:
-    """Fills' weighted collateral per asset and debt value at their oracle prices (step t, protocol p);
-    the debt asset's index and whether it is priced."""
-    n, A = rows.size, len(inp.assets)
-    px = inp.oracle_px[t, p, :]
-    v = state.coll[rows] * inp.lt[p] * px  # weighted collateral at the oracle price (n, A)
-    d_asset = inp.debt_asset[p]
-    priced = d_asset < A
-    d_idx = np.where(priced, d_asset, 0)
-    debt_px = np.where(priced, px[np.arange(n), d_idx], 1.0)
-    return v, state.debt[rows] * debt_px, d_idx, priced
 
 
 def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise: FloatArray,
@@ -413,10 +413,8 @@ def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise
         delev = np.concatenate([g.delev for g in group])[u]
         m = rows.size
         r = np.arange(m)
-        p = state.protocol[rows]
-        t = steps[rows]
-        s_obs = inp.oracle_step[t, p, :]
-        v, dv, d_idx, priced = _valued(inp, state, rows, t, p)
+        s_obs = inp.oracle_step[steps[rows], state.protocol[rows], :]
+        v, dv, d_idx, priced = state.weighted[rows], state.debt_value[rows], state.debt_col[rows], state.priced[rows]
         rel_none, rel_k = rel[:, :, 0], rel[r, :, k + 1]  # level index = level + 1
         # change of the margin W - D owed to each asset's move (USD), and its harmful direction
         debt_of = np.zeros((m, A))
