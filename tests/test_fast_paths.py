@@ -3,7 +3,9 @@
 Each shortcut is checked against the computation it replaces: the health band against a
 fresh health pass, the O(changed) ``start`` against the old whole-array version, the keepers'
 offer filter against the keepers' own evaluation, idle mechanisms against their offers and
-settle, and the lazily built frames against themselves after pickling.
+settle, the lazily built frames against themselves after pickling, the fill columns and the
+step-end prices made at run end against those made during the run, and the cascade analysis's
+one-pass attribution and first-fill scatter against step-by-step attribution and sorting.
 """
 
 from __future__ import annotations
