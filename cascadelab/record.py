@@ -288,7 +288,7 @@ class Recorder:
     def collect(self, t: int) -> None:
         """Step 9: record this step's state.  Only what cannot be told later is written each step; the
         market prices and the USD values of the books are made from it for all steps at once
-        (``market``, ``debt_usd``, ``collateral_usd``), with the same operations."""
+        (:attr:`market`, :meth:`book_values`), with the same operations."""
         m = self.model
         book = m.book
         self.oracle[t] = m.oracle_px[:, :-1]
@@ -324,31 +324,23 @@ class Recorder:
             market[:n, a] = m.fundamental[:n, a] * v.multiplier(self.z[:n, a])
         return market
 
-    @property
-    def debt_usd(self) -> FloatArray:
-        """(T+1, P) each protocol's total debt at the end of each step, at the debt asset's market price."""
+    def book_values(self, market: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(T+1, P) each protocol's total debt and total collateral at the end of each step, in USD at the
+        step-end prices ``market`` (:attr:`market`, made once by the caller)."""
         m = self.model
         n = self._collected + 1
-        mkt = np.concatenate([self.market[:n], np.ones((n, 1))], axis=1)
-        totals = np.array(self._debt_totals, dtype=np.float64).reshape(-1, m.n_protocols)[self._totals_at[:n]]
-        out = np.zeros((self.z.shape[0], m.n_protocols))
-        out[:n] = totals * mkt[:, m.book.debt_asset]
-        return out
-
-    @property
-    def collateral_usd(self) -> FloatArray:
-        """(T+1, P) each protocol's total collateral at the end of each step, at market prices."""
-        m = self.model
-        n = self._collected + 1
-        market = self.market[:n]
-        out = np.zeros((self.z.shape[0], m.n_protocols))
+        mkt = np.concatenate([market[:n], np.ones((n, 1))], axis=1)
+        debt = np.array(self._debt_totals, dtype=np.float64).reshape(-1, m.n_protocols)[self._totals_at[:n]]
+        debt_usd = np.zeros((self.z.shape[0], m.n_protocols))
+        debt_usd[:n] = debt * mkt[:, m.book.debt_asset]
+        collateral_usd = np.zeros((self.z.shape[0], m.n_protocols))
         for p in range(m.n_protocols):
             totals = np.array([c[p] for c in self._collateral_totals]).reshape(-1, m.n_assets)[self._totals_at[:n]]
             if m.n_assets == 1:  # the product the one-element matrix product makes
-                out[:n, p] = totals[:, 0] * market[:, 0]
+                collateral_usd[:n, p] = totals[:, 0] * market[:n, 0]
             else:  # the same matrix product, row by row
-                out[:n, p] = [c @ px for c, px in zip(totals, market, strict=True)]
-        return out
+                collateral_usd[:n, p] = [c @ px for c, px in zip(totals, market[:n], strict=True)]
+        return debt_usd, collateral_usd
 
     # ---------------------------------------------------------------- after the run
 
@@ -446,9 +438,10 @@ class Recorder:
         m = self.model
         T = m.n_steps
         snap = {name: getattr(self, name).copy() for name in (
-            "gas", "market", "z", "decay", "parts", "oracle", "oracle_step", "shadow", "unhealthy", "debt_usd",
-            "collateral_usd", "liquidated_usd", "repaid_usd", "written_off_usd", "fill_count", "pool_balance_usd",
-            "pool_collateral_usd")}
+            "gas", "z", "decay", "parts", "oracle", "oracle_step", "shadow", "unhealthy", "liquidated_usd",
+            "repaid_usd", "written_off_usd", "fill_count", "pool_balance_usd", "pool_collateral_usd")}
+        snap["market"] = self.market  # made fresh from the recorded state, as are the book values
+        snap["debt_usd"], snap["collateral_usd"] = self.book_values(snap["market"])
         rec = SimpleNamespace(**snap)
         cols: dict[str, np.ndarray] = {
             "step": np.arange(T + 1),
