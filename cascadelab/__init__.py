@@ -15,7 +15,8 @@ from cascadelab.spec import Spec, load_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["METRICS", "RunResult", "Spec", "SpecError", "counterfactual", "load_spec", "run", "__version__"]
+__all__ = ["METRICS", "RunResult", "Spec", "SpecError", "counterfactual", "load_spec", "run", "run_replicates",
+           "__version__"]
 
 
 def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | np.random.SeedSequence | None = None,
@@ -33,17 +34,28 @@ def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | n
             ``liquidated_usd_without_feedback``, ``bad_debt_usd_without_feedback`` and
             ``cascade_multiplier`` to the metrics (see :mod:`cascadelab.record`).
     """
-    from cascadelab.model import CascadeModel
+    from cascadelab.batch import run_models
 
     resolved = load_spec(spec, overrides)
     if isinstance(seed, np.random.SeedSequence):
         seq = seed
     else:
         seq = run_seed(resolved.run.seed if seed is None else int(seed))
-    result = CascadeModel(resolved, seq, feedback=feedback).run().result()
+    # quiet steps advanced in bulk where the spec allows (cascadelab.batch): the same bits as CascadeModel.run
+    result, = run_models(resolved, [seq], feedback=feedback)
     if counterfactual:
-        result.add_counterfactual(CascadeModel(resolved, seq, feedback=False).run().result())
+        result.add_counterfactual(run_models(resolved, [seq], feedback=False)[0])
     return result
+
+
+def run_replicates(spec: str | Path | Mapping[str, Any] | Spec | None = None,
+                   seeds: Iterable[int | np.random.SeedSequence] = (),
+                   overrides: Mapping[str, Any] | Iterable[str] | None = None) -> list[RunResult]:
+    """One RunResult per seed, equal bit for bit to ``run(spec, seed)`` for each; where the spec allows,
+    the replicates' quiet steps are advanced together (:mod:`cascadelab.batch`)."""
+    from cascadelab.batch import run_replicates as batch
+
+    return batch(spec, seeds, overrides)
 
 
 def counterfactual(spec: str | Path | Mapping[str, Any] | Spec | None = None,
