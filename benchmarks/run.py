@@ -22,9 +22,11 @@ and allocator state never leak into the next; peak memory is that process's max 
 4. **Sweep projection.** One 1,000-position, 1,440-step run of each scenario (best CPU
    time) and what 10,240 of them (a Sobol study, 8 parameters, N = 1024, no second order)
    take on 2 cores, at perfect and at 90% parallel efficiency.
-5. **Replicate batch potential** (full mode): 32 runs of 1,000 positions one by one versus
-   one run of 32,000 positions, the cost of a step vectorised over a replicate axis
-   (``replicate_potential``).
+5. **Replicate batch** (full mode): 32 replicates (seeds 0-31) of 1,000 positions stepped one
+   by one through ``CascadeModel.run`` versus ``cascadelab.run_replicates`` (cascadelab/batch.py:
+   quiet steps proved and advanced together), with a check that every replicate's metrics are
+   the same bits; and one run of 32,000 positions, the cost of each step's vector work with one
+   set of Python calls: what a full replicate axis could reach (``replicate_batch``).
 
 Times are the best of ``--repeat`` runs (cascadelab: ``cascadelab.run``, spec to metrics;
 the frames and the cascade graph of its RunResult are built when first read, which a
@@ -90,6 +92,8 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             metrics = run_reference(resolved, positions)
             seconds = min(seconds, time.perf_counter() - t0)
+    elif task["engine"] in ("stepping", "batch"):
+        return _replicates(spec, task)
     elif task["engine"] == "calls":
         import cProfile
         import pstats
@@ -113,6 +117,30 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "rss_before_mb": rss_before,
                 "peak_rss_mb": _peak_rss_mb()}
     return {"seconds": seconds, "metrics": metrics, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _replicates(spec: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """R replicates (seeds 0 .. R-1) stepped one by one (``CascadeModel.run``, every step through the engine)
+    or as a batch (``cascadelab.run_replicates``); CPU time and a digest of every replicate's metrics."""
+    import hashlib
+
+    import cascadelab
+    from cascadelab.batch import batch_obstacles
+    from cascadelab.model import CascadeModel
+    from cascadelab.rng import run_seed
+
+    resolved = cascadelab.load_spec(spec)
+    seeds = list(range(task["replicates"]))
+    cascadelab.run(resolved, overrides={"run.steps": 2})  # imports and first-call costs out of the timing
+    c0 = time.process_time()
+    if task["engine"] == "batch":
+        results = cascadelab.run_replicates(resolved, seeds)
+    else:
+        results = [CascadeModel(resolved, run_seed(s)).run().result() for s in seeds]
+    cpu = time.process_time() - c0
+    digest = hashlib.sha256(json.dumps([r.metrics for r in results], default=float.hex).encode()).hexdigest()[:16]
+    return {"cpu_seconds": cpu, "digest": digest, "obstacles": batch_obstacles(resolved),
+            "liquidations": sum(r.metrics["liquidation_count"] for r in results)}
 
 
 def _peak_rss_mb() -> float:
@@ -217,23 +245,23 @@ def sweep_projection(steps: int, repeat: int, log: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def replicate_potential(steps: int, log: Any) -> list[dict[str, Any]]:
-    """What a replicate axis could gain: R runs of 1,000 positions one by one versus one run of R x 1,000.
-
-    A batched engine would run each step's vector operations over R x n rows with one set of
-    Python calls, which is what a single run of an R-times larger book does; so the larger
-    run's time is the batch's cost before the extra work of keeping replicates apart
-    (per-replicate venues, rng draws and keeper choices).
-    """
+def replicate_batch(steps: int, log: Any) -> list[dict[str, Any]]:
+    """R replicates one by one versus ``run_replicates`` (cascadelab/batch.py), and what a full replicate axis
+    could reach: one run of an R-times larger book, the cost of each step's vector work with one set of
+    Python calls (before the extra work of keeping replicates apart)."""
     rows = []
     for scenario in ("reference", "default"):
-        one = in_subprocess({"engine": "cascadelab", "scenario": scenario, "positions": SWEEP_POSITIONS,
-                             "steps": steps, "repeat": 2})
+        task = {"scenario": scenario, "positions": SWEEP_POSITIONS, "steps": steps, "replicates": REPLICATES}
+        stepped = in_subprocess({**task, "engine": "stepping"})
+        batch = in_subprocess({**task, "engine": "batch"})
         big = in_subprocess({"engine": "cascadelab", "scenario": scenario,
                              "positions": REPLICATES * SWEEP_POSITIONS, "steps": steps})
         row = {"scenario": scenario, "replicates": REPLICATES, "positions": SWEEP_POSITIONS, "steps": steps,
-               "one_by_one_cpu_s": REPLICATES * one["cpu_seconds"], "one_larger_run_cpu_s": big["cpu_seconds"],
-               "potential_speedup": REPLICATES * one["cpu_seconds"] / big["cpu_seconds"]}
+               "one_by_one_cpu_s": stepped["cpu_seconds"], "batch_cpu_s": batch["cpu_seconds"],
+               "speedup": stepped["cpu_seconds"] / batch["cpu_seconds"],
+               "identical": stepped["digest"] == batch["digest"], "batched": not batch["obstacles"],
+               "obstacles": batch["obstacles"], "one_larger_run_cpu_s": big["cpu_seconds"],
+               "potential_speedup": stepped["cpu_seconds"] / big["cpu_seconds"]}
         rows.append(row)
         log(row)
     return rows
@@ -304,10 +332,13 @@ def format_tables(results: dict[str, Any]) -> str:
                       [f"| {r['scenario']} | {r['steps']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} "
                        f"| {r['projected_minutes_2_cores']:.1f} min | {r['projected_minutes_2_cores_90pct']:.1f} min |"
                        for r in results.get("sweep", [])])
-    lines += _section(f"## Replicate batch potential ({REPLICATES} replicates of {SWEEP_POSITIONS:,} positions)",
-                      "| scenario | one by one CPU s | one run of R x n positions CPU s | potential speed-up |",
-                      [f"| {r['scenario']} | {r['one_by_one_cpu_s']:.2f} | {r['one_larger_run_cpu_s']:.2f} "
-                       f"| {r['potential_speedup']:.1f}x |" for r in results.get("replicates", [])])
+    lines += _section(f"## Replicate batch ({REPLICATES} replicates of {SWEEP_POSITIONS:,} positions, CPU s)",
+                      "| scenario | one by one | `run_replicates` | speed-up | metrics identical "
+                      "| one run of R x n positions (a full replicate axis, potential) |",
+                      [f"| {r['scenario']} | {r['one_by_one_cpu_s']:.2f} | {r['batch_cpu_s']:.2f} "
+                       f"| {r['speedup']:.2f}x{'' if r['batched'] else ' (not batchable: runs one by one)'} "
+                       f"| {'yes' if r['identical'] else 'NO'} | {r['one_larger_run_cpu_s']:.2f} "
+                       f"({r['potential_speedup']:.1f}x) |" for r in results.get("replicates", [])])
     m = results["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, "
               f"Mesa {m['mesa']}, commit {m['commit']}, {m['date']}."]
@@ -347,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     print("sweep projection ...", flush=True)
     results["sweep"] = sweep_projection(STEPS, repeat, log)
     if not args.quick:
-        print("replicate batch potential ...", flush=True)
-        results["replicates"] = replicate_potential(STEPS, log)
+        print("replicate batch ...", flush=True)
+        results["replicates"] = replicate_batch(STEPS, log)
     results["total_seconds"] = time.perf_counter() - t0
     results["table"] = format_tables(results)
     print()
