@@ -201,6 +201,7 @@ class ReplicateBatch:
         rec._totals_at[steps] = len(rec._debt_totals) - 1
         rec._collected = end
         m.t = end
+        m.steps += steps.size  # Mesa's step counter (its step wrapper counts every call)
         self.synced[r] = end
 
 

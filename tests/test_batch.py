@@ -45,6 +45,13 @@ def stepped(spec: cascadelab.Spec, seeds: list[int]) -> list[str]:
     return [fingerprint(CascadeModel(spec, run_seed(s)).run().result()) for s in seeds]
 
 
+def model_state(m: CascadeModel) -> tuple[Any, ...]:
+    """What a run leaves in its model besides its outputs: rng state, counters, venue, oracles, gas, keepers."""
+    return (m.random.getstate(), m.t, m.steps, [(v.z, v.parts.tobytes()) for v in m.venues],
+            [(o.price.tobytes(), o.obs_step.tobytes()) for o in (*m.oracles, *m.shadow_oracles)],
+            m.gas.gwei, m.oracle_px.tobytes(), [(k.capital, k.inventory.tobytes()) for k in m.keepers])
+
+
 VARIANTS = {
     "reference": {},
     "lagged_oracle_capital_min_profit": {"protocols.lender.oracle": {"kind": "instant", "lag_steps": 3},
@@ -74,7 +81,9 @@ def test_batch_equals_stepping_every_step(name: str) -> None:
     seeds = [1, 2, 3]
     batch = ReplicateBatch(spec, [run_seed(s) for s in seeds])
     results = batch.run()
-    assert [fingerprint(r) for r in results] == stepped(spec, seeds)
+    models = [CascadeModel(spec, run_seed(s)).run() for s in seeds]
+    assert [fingerprint(r) for r in results] == [fingerprint(m.result()) for m in models]
+    assert [model_state(m) for m in batch.models] == [model_state(m) for m in models]
     assert all(r.metrics["liquidation_count"] > 0 for r in results)  # a cascade to get right, not an idle run
     assert all(0 < n < spec.run.steps for n in batch.real_steps)  # both paths ran
 
@@ -127,3 +136,14 @@ def test_batch_equals_stepping_for_any_parameters(bonus: float, close_factor: fl
     results = run_replicates(spec, [11, 12])
     assert [fingerprint(r) for r in results] == stepped(spec, [11, 12])
     assert all(np.isfinite(r.metrics["bad_debt_usd"]) for r in results)
+
+
+def test_benchmark_times_the_batch_against_stepping_on_the_same_replicates() -> None:
+    """benchmarks/run.py table 5: both sides run the same seeds and must give the same metrics."""
+    from run import measure
+
+    task = {"scenario": "reference", "positions": 30, "steps": 300, "replicates": 3}
+    stepped_run, batch_run = measure({**task, "engine": "stepping"}), measure({**task, "engine": "batch"})
+    assert stepped_run["obstacles"] == batch_run["obstacles"] == []
+    assert stepped_run["digest"] == batch_run["digest"] and stepped_run["liquidations"] > 0
+    assert stepped_run["cpu_seconds"] > 0 and batch_run["cpu_seconds"] > 0
