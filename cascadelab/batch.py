@@ -21,6 +21,7 @@ runs its replicates one by one, with the same results.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -64,8 +65,21 @@ def batch_obstacles(spec: Spec) -> list[str]:
         "unlimited arbitrage": math.isinf(spec.arbitrageurs.capital_usd_per_step),
         "no noise traders": all(n.volume_usd == 0 for n in spec.noise.values()),
         "gas paid in a token that is not a modelled asset": spec.gas.token not in spec.assets,
+        "numpy's exp giving arrays the bits it gives scalars (on this machine)": exp_is_elementwise(),
     }
     return [k for k, ok in needs.items() if not ok]
+
+
+@functools.cache
+def exp_is_elementwise() -> bool:
+    """Whether ``np.exp`` of an array gives each element the bits ``np.exp`` of that number alone gives.
+
+    The batch makes a block's prices with one array call; the engine makes each with ``Venue.price``
+    on a Python float.  numpy may take a SIMD path for one and a scalar path for the other on some
+    CPUs, and those round differently in a few percent of cases, so 2,048 draws tell them apart.
+    """
+    x = np.random.default_rng(0).normal(0.0, 0.1, 2048)
+    return all(bool(np.exp(v) == e) for v, e in zip(x.tolist(), np.exp(x), strict=True))
 
 
 class ReplicateBatch:
