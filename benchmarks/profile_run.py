@@ -1,12 +1,13 @@
 """Profile one run: where the time goes (the numbers behind benchmarks/PROFILE.md).
 
     python benchmarks/profile_run.py [--scenario default|reference] [--positions 10000] [--steps 1440]
-                                     [--tool pyinstrument|cprofile] [--quiet-steps]
+                                     [--tool pyinstrument|cprofile] [--quiet-steps [--sweep SWEEP.toml]]
 
 ``pyinstrument`` prints the call tree (wall time, sampled); ``cprofile`` the functions by
 own time and the Python calls per step.  ``--quiet-steps`` times every step and splits the
-total into steps with no liquidatable position and the rest (the fixed per-step cost
-versus the cost of liquidating).
+total into steps with no liquidatable position, steps with liquidatable positions but no
+fill (stuck) and steps with fills (the fixed per-step cost versus the cost of liquidating);
+with ``--sweep SWEEP.toml [--rows 20]`` over a sample of the sweep's design rows.
 """
 
 from __future__ import annotations
@@ -25,25 +26,43 @@ from run import scenario_spec  # noqa: E402
 import cascadelab  # noqa: E402
 
 
-def split_quiet_steps(spec: cascadelab.Spec) -> str:
-    """Per-step process time, split into quiet steps (nobody liquidatable) and busy steps."""
+def split_quiet_steps(specs: list[cascadelab.Spec]) -> str:
+    """Per-step process time over the runs of ``specs``, split into quiet steps (nobody liquidatable),
+    stuck steps (positions liquidatable, nothing filled) and steps with fills; and the run-end results."""
     from cascadelab.model import CascadeModel
     from cascadelab.rng import run_seed
 
-    model = CascadeModel(spec, run_seed(spec.run.seed))
-    times = []
-    while model.t < model.n_steps:
+    kinds = ("quiet", "stuck", "with fills")
+    seconds, counts, result_s = dict.fromkeys(kinds, 0.0), dict.fromkeys(kinds, 0), 0.0
+    for spec in specs:
+        model = CascadeModel(spec, run_seed(spec.run.seed))  # stepped: every step through CascadeModel.step
+        while model.t < model.n_steps:
+            fills, t0 = model.recorder.n_fills, time.process_time()
+            model.step()
+            kind = ("with fills" if model.recorder.n_fills > fills
+                    else "stuck" if model._unhealthy_counts is not None else "quiet")
+            seconds[kind] += time.process_time() - t0
+            counts[kind] += 1
         t0 = time.process_time()
-        model.step()
-        times.append(time.process_time() - t0)
-    t0 = time.process_time()
-    model.result()
-    result_s = time.process_time() - t0
-    times_a = np.array(times)
-    quiet = model.recorder.unhealthy[1:].sum(axis=1) == 0
-    return (f"steps {times_a.sum():.3f} s + result {result_s:.3f} s; {quiet.sum()} quiet steps: "
-            f"{times_a[quiet].sum():.3f} s ({1e6 * times_a[quiet].mean() if quiet.any() else 0:.0f} us each); "
-            f"{(~quiet).sum()} steps with liquidatable positions: {times_a[~quiet].sum():.3f} s")
+        model.result()
+        result_s += time.process_time() - t0
+    parts = [f"{counts[k]} {k} steps {seconds[k]:.3f} s ({1e6 * seconds[k] / max(counts[k], 1):.0f} us each)"
+             for k in kinds]
+    return f"{len(specs)} run(s): " + "; ".join(parts) + f"; results {result_s:.3f} s"
+
+
+def sweep_rows(sweep: Path, rows: int) -> list[cascadelab.Spec]:
+    """The specs of ``rows`` design rows of a sweep, drawn with a fixed seed."""
+    from cascadelab.spec import read_toml
+    from cascadelab.sweep import plan_sweep
+    from cascadelab.sweep.work import applied_values
+
+    plan = plan_sweep(read_toml(sweep), base=sweep.parent)
+    study = plan.study
+    picked = np.random.default_rng(0).choice(plan.n_rows, size=min(rows, plan.n_rows), replace=False)
+    return [cascadelab.load_spec(study.scenario, overrides={
+        **study.mechanisms[0][1], **dict(zip(study.names, applied_values(study, plan.x[r]), strict=True))})
+        for r in picked]
 
 
 def main() -> int:
@@ -52,13 +71,16 @@ def main() -> int:
     parser.add_argument("--positions", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=1440)
     parser.add_argument("--tool", choices=("pyinstrument", "cprofile"), default="pyinstrument")
-    parser.add_argument("--quiet-steps", action="store_true", help="split step time into quiet and busy steps")
+    parser.add_argument("--quiet-steps", action="store_true",
+                        help="split step time into quiet, stuck (liquidatable, nothing filled) and filling steps")
+    parser.add_argument("--sweep", type=Path, help="--quiet-steps over design rows of this sweep instead")
+    parser.add_argument("--rows", type=int, default=20, help="--sweep: how many design rows")
     parser.add_argument("--limit", type=int, default=30, help="cprofile: functions to list")
     args = parser.parse_args()
     spec = cascadelab.load_spec(scenario_spec(args.scenario, args.positions, args.steps))
     cascadelab.run(spec, overrides={"run.steps": 2})  # imports and first-call costs out of the profile
     if args.quiet_steps:
-        print(split_quiet_steps(spec))
+        print(split_quiet_steps(sweep_rows(args.sweep, args.rows) if args.sweep else [spec]))
         return 0
     if args.tool == "pyinstrument":
         from pyinstrument import Profiler

@@ -79,3 +79,20 @@ def test_ab_sample_times_both_checkouts_and_refuses_a_directory_without_one(
     with pytest.raises(SystemExit) as exc:
         ab_sample.main([str(tmp_path), str(sweep)])
     assert exc.value.code == 2 and "no cascadelab checkout" in capsys.readouterr().err
+
+
+def test_profile_run_splits_every_step_of_every_run_into_one_kind() -> None:
+    """``profile_run.py --quiet-steps``: quiet + stuck + filling steps = all steps of the runs."""
+    import profile_run
+    from reference_mesa import reference_spec
+
+    import cascadelab
+
+    spec = cascadelab.load_spec(reference_spec(60, 200, crash=[[0, 2000.0], [100, 900.0], [200, 1000.0]]))
+    line = profile_run.split_quiet_steps([spec, spec])
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (quiet|stuck|with fills) steps", line)}
+    assert sum(counts.values()) == 2 * 200 and counts["with fills"] > 0 and counts["quiet"] > 0
+    assert line.startswith("2 run(s): ")
+    sample = profile_run.sweep_rows(Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
+                                    / "sensitivity_reference_crash.toml", 3)
+    assert len(sample) == 3 and len({s.protocols["lender"].mechanism.bonus for s in sample}) == 3
