@@ -37,10 +37,7 @@ def run(spec: str | Path | Mapping[str, Any] | Spec | None = None, seed: int | n
     from cascadelab.batch import run_models
 
     resolved = load_spec(spec, overrides)
-    if isinstance(seed, np.random.SeedSequence):
-        seq = seed
-    else:
-        seq = run_seed(resolved.run.seed if seed is None else int(seed))
+    seq = _seed_sequence(resolved, seed)
     # quiet steps advanced in bulk where the spec allows (cascadelab.batch): the same bits as CascadeModel.run
     result, = run_models(resolved, [seq], feedback=feedback)
     if counterfactual:
@@ -53,9 +50,20 @@ def run_replicates(spec: str | Path | Mapping[str, Any] | Spec | None = None,
                    overrides: Mapping[str, Any] | Iterable[str] | None = None) -> list[RunResult]:
     """One RunResult per seed, equal bit for bit to ``run(spec, seed)`` for each; where the spec allows,
     the replicates' quiet steps are advanced together (:mod:`cascadelab.batch`)."""
-    from cascadelab.batch import run_replicates as batch
+    from cascadelab.batch import run_models
 
-    return batch(spec, seeds, overrides)
+    resolved = load_spec(spec, overrides)
+    sequences = [_seed_sequence(resolved, s) for s in seeds]
+    if not sequences:
+        raise ValueError("run_replicates needs at least one seed")
+    return run_models(resolved, sequences)
+
+
+def _seed_sequence(spec: Spec, seed: int | np.random.SeedSequence | None) -> np.random.SeedSequence:
+    """A run's SeedSequence: a ready one as it is, else the root seed's (default: ``run.seed`` of the spec)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    return run_seed(spec.run.seed if seed is None else int(seed))
 
 
 def counterfactual(spec: str | Path | Mapping[str, Any] | Spec | None = None,

@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from cascadelab.model import NOBODY_LIQUIDATABLE, CascadeModel
 from cascadelab.record import RunResult
-from cascadelab.rng import run_seed
-from cascadelab.spec import USD, Spec, load_spec
+from cascadelab.spec import USD, Spec
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -252,16 +249,3 @@ def run_models(spec: Spec, seeds: Sequence[np.random.SeedSequence], *, feedback:
         return [CascadeModel(spec, seq, feedback=feedback).run().result() for seq in seeds]
     return ReplicateBatch(spec, seeds, feedback=feedback).run()
 
-
-def run_replicates(spec: str | Path | Mapping[str, Any] | Spec | None = None,
-                   seeds: Iterable[int | np.random.SeedSequence] = (),
-                   overrides: Mapping[str, Any] | Iterable[str] | None = None) -> list[RunResult]:
-    """Run ``spec`` once per seed; the results equal ``[cascadelab.run(spec, seed=s) for s in seeds]`` bit for bit.
-
-    Integer seeds are root seeds (``run_seed(s)``), as for ``cascadelab.run``.
-    """
-    resolved = load_spec(spec, overrides)
-    sequences = [s if isinstance(s, np.random.SeedSequence) else run_seed(int(s)) for s in seeds]
-    if not sequences:
-        raise ValueError("run_replicates needs at least one seed")
-    return run_models(resolved, sequences)

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cascadelab
-from cascadelab.batch import ReplicateBatch, batch_obstacles, exp_is_elementwise, run_replicates
+from cascadelab import run_replicates
+from cascadelab.batch import ReplicateBatch, batch_obstacles, exp_is_elementwise
 from cascadelab.model import CascadeModel
 from cascadelab.rng import run_seed
 
