@@ -407,15 +407,15 @@ def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise
         u = np.concatenate([g.unique_row + off for g, off in zip(group, offsets, strict=True)])
         rows = np.concatenate([g.rows for g in group])
         k = np.concatenate([g.level for g in group])
-        rel = np.concatenate([g.rel for g in group])[u]
-        cg = np.concatenate([g.cg for g in group])[u]
+        rel = np.concatenate([g.rel for g in group])  # per step-and-protocol row: indexed through u
+        cg = np.concatenate([g.cg for g in group])
         resid = np.concatenate([g.resid for g in group])[u]
         delev = np.concatenate([g.delev for g in group])[u]
         m = rows.size
         r = np.arange(m)
         s_obs = inp.oracle_step[steps[rows], state.protocol[rows], :]
         v, dv, d_idx, priced = state.weighted[rows], state.debt_value[rows], state.debt_col[rows], state.priced[rows]
-        rel_none, rel_k = rel[:, :, 0], rel[r, :, k + 1]  # level index = level + 1
+        rel_none, rel_k = rel[u, :, 0], rel[u, :, k + 1]  # level index = level + 1
         # change of the margin W - D owed to each asset's move (USD), and its harmful direction
         debt_of = np.zeros((m, A))
         debt_of[r[priced], d_idx[priced]] = dv[priced]
@@ -425,9 +425,7 @@ def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise
         sign = np.where(long, -1.0, 1.0)
         comp_noise = np.maximum(sign * obs_noise[s_obs, np.arange(A)[None, :]], 0.0)  # (m, A)
         comp_delev = np.maximum(sign[:, :, None] * delev, 0.0)  # (m, A, P)
-        gmask = np.arange(cg.shape[3])[None, :] < k[:, None]  # generations <= k - 1
-        comp_liq = (np.maximum(sign[:, :, None] * resid, 0.0)
-                    + np.einsum("maqg,mg->maq", np.maximum(sign[:, :, None, None] * cg, 0.0), gmask))
+        comp_liq = np.maximum(sign[:, :, None] * resid, 0.0) + _earlier_generations(cg, u, k, long)
         total = comp_noise + comp_delev.sum(axis=2) + comp_liq.sum(axis=2)  # (m, A)
         h = np.where(total > 0, h, 0.0)
         hsum = h.sum(axis=1)
@@ -442,6 +440,23 @@ def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise
         req_obs[rows] = s_obs
         req_scale[rows] = scale
         req_long[rows] = long
+
+
+def _earlier_generations(cg: FloatArray, u: IntArray, k: IntArray, long: npt.NDArray[np.bool_]) -> FloatArray:
+    """Each induced fill's harmful liq contributions of generations 0 .. k-1 by (asset, protocol): the sum
+    over generations g < k of max(sign * cg[u, :, :, g], 0), sign -1 where the fill is net long the asset.
+
+    It depends on a fill only through its step-and-protocol row u, its level k and its long pattern, and
+    a step's fills share a handful of those: the sum is made once per distinct triple (the same einsum
+    on the same rows, so the same bits) and read back per fill.
+    """
+    A, G = cg.shape[1], cg.shape[3]
+    pattern = long.astype(np.int64) @ (1 << np.arange(A, dtype=np.int64))
+    key = (u.astype(np.int64) * (G + 2) + k) * (1 << A) + pattern
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    sign = np.where(long[first], -1.0, 1.0)
+    gmask = np.arange(G)[None, :] < k[first][:, None]  # generations <= k - 1
+    return np.einsum("maqg,mg->maq", np.maximum(sign[:, :, None, None] * cg[u[first]], 0.0), gmask)[inverse]
 
 
 def _edges(g: CascadeGraph) -> pd.DataFrame:
