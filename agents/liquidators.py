@@ -245,7 +245,9 @@ class Liquidator(mesa.Agent):
     def free_capital(self) -> float:
         """Capital minus what its standing English-auction bids lock (valued at the debt asset's market price)."""
         m = self.model
-        locked = [(p, units) for p, mech in enumerate(m.mechanisms) if (units := mech.committed(self.index)) > 0]
+        if not m.lockers:
+            return self.capital
+        locked = [(p, units) for p, mech in m.lockers if (units := mech.committed(self.index)) > 0]
         if not locked:
             return self.capital
         px = m.market_px_ext()

@@ -32,7 +32,7 @@ from cascadelab.rng import Streams, streams
 from cascadelab.spec import Spec
 from cascadelab.take_bound import TakeBound
 from mechanisms.auctions import NOBODY, AuctionOffers
-from mechanisms.base import BORROWER, POOL, Bids, Fills, Offers
+from mechanisms.base import BORROWER, POOL, Bids, Fills, MechanismBase, Offers
 from mechanisms.registry import make as make_mechanism
 
 FloatArray = npt.NDArray[np.float64]
@@ -130,6 +130,9 @@ class CascadeModel(mesa.Model):
             make_mechanism(spec.protocols[p].mechanism, i, self.n_assets, spec.run.dt_seconds)
             for i, p in enumerate(self.protocol_names)
         ]
+        # the mechanisms where keepers can lock capital in standing bids (English auctions): the rest report 0
+        self.lockers = [(p, mech) for p, mech in enumerate(self.mechanisms)
+                        if type(mech).committed is not MechanismBase.committed]
         self.recorder = Recorder(self)
         self.health_bands = [HealthBand(self.book, [p], 1.0) for p in range(self.n_protocols)]
         self._unhealthy: list[IntArray] = [NOBODY_LIQUIDATABLE] * self.n_protocols  # found at the last evaluation
@@ -155,10 +158,12 @@ class CascadeModel(mesa.Model):
             for a, cfg in spec.noise.items() if cfg.volume_usd > 0
         ]
         self.borrower_set = AgentSet(self.borrowers, random=self.random)
-        # nobody reacts (passive cohorts): step 4 only makes the draws of shuffle_do's random.shuffle
-        self._cohort_slots: list[None] | None = (
-            [None] * len(self.borrowers)
-            if all(c.behaviour.kind == "passive" or c.positions.size == 0 for c in self.borrowers) else None)
+        # step 4 as Mesa's shuffle_do over borrower_set (the same random.shuffle of a list in the set's
+        # order, so the same draws and order) with only the cohorts that can react: None in the others'
+        # slots.  None here: through shuffle_do itself (the reference tests/test_fast_paths.py compares with)
+        self._cohort_slots: list[BorrowerCohort | None] | None = [
+            None if c.behaviour.kind == "passive" or c.positions.size == 0 else c for c in self.borrowers]
+        self._anyone_reacts = any(c is not None for c in self._cohort_slots)
         self.backstops = [Backstop(self, p, mech) for p, mech in enumerate(self.mechanisms) if hasattr(mech, "pool_for")]
 
         # flows for the conservation check and planning
@@ -233,8 +238,14 @@ class CascadeModel(mesa.Model):
         # 4. borrowers react
         if self._cohort_slots is None:
             self.borrower_set.shuffle_do("react")
+        elif self._anyone_reacts:
+            slots = self._cohort_slots.copy()  # shuffled from the set's order every step, as shuffle_do does
+            self.random.shuffle(slots)
+            for cohort in slots:
+                if cohort is not None:
+                    cohort.react()
         else:
-            self.random.shuffle(self._cohort_slots)
+            self.random.shuffle(self._cohort_slots)  # only the draws: every slot is None
         # 5. health of every position; each mechanism learns which are liquidatable
         for mech, unhealthy in zip(self.mechanisms, self._liquidatable(t), strict=True):
             mech.start(unhealthy, t)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -458,23 +459,37 @@ def test_a_shuffle_of_k_slots_makes_mesas_shuffle_do_draws(k: int) -> None:
     assert with_mesa.getstate() == with_slots.getstate()
 
 
-def test_passive_cohorts_skip_react_with_the_same_results() -> None:
-    """Several passive cohorts (the default scenario's, with its reactive one made passive): the run is
-    the same whether step 4 shuffles placeholder slots or calls every cohort's react through Mesa."""
+@pytest.mark.parametrize("reactive", [0, 1, 3])
+def test_passive_cohorts_skip_react_with_the_same_results(reactive: int) -> None:
+    """The default scenario's three cohorts with none, one (as shipped) or all three reactive: the run is
+    the same whether step 4 shuffles slots and calls only the reacting cohorts or calls every cohort's
+    react through Mesa (with three, the order of the calls decides which cohort gets which draws)."""
     from cascadelab.model import CascadeModel
     from cascadelab.rng import run_seed
 
-    spec = cascadelab.load_spec(None, overrides={"run.steps": 400, "populations.a_active.behaviour.kind": "passive"})
+    overrides: dict = {"run.steps": 400}
+    if reactive == 0:
+        overrides["populations.a_active.behaviour.kind"] = "passive"
+    if reactive == 3:
+        for pop, action in (("a_passive", "top_up"), ("b_passive", "repay")):
+            overrides[f"populations.{pop}.behaviour"] = {
+                "kind": "reactive", "action": action, "trigger_health": 1.1, "target_health": 1.3,
+                "probability": 0.3, "latency_steps": 2}
+    spec = cascadelab.load_spec(None, overrides=overrides)
 
-    def run(slots: bool) -> dict:
+    def run(slots: bool) -> cascadelab.RunResult:
         model = CascadeModel(spec, run_seed(spec.run.seed))
         assert (model._cohort_slots is not None) and len(model._cohort_slots) >= 3
+        assert sum(c is not None for c in model._cohort_slots) == reactive
         if not slots:
             model._cohort_slots = None  # Mesa's shuffle_do, every cohort's react
-        return model.run().result().metrics
+        return model.run().result()
 
     fast, mesa_path = run(True), run(False)
-    assert fast == mesa_path and fast["liquidation_count"] > 0
+    assert fast.metrics == mesa_path.metrics and fast.metrics["liquidation_count"] > 0
+    pd.testing.assert_frame_equal(fast.fills, mesa_path.fills)
+    # the reactive cohort acted, so the calls' order and the draws they make were exercised
+    assert ((fast.fills["kind"] == "borrower").sum() > 0) == (reactive > 0)
 
 
 @settings(max_examples=100, deadline=None)
