@@ -374,12 +374,8 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     z_all = z[:, :, -1]
     rel_u = np.stack([np.asarray(inp.multipliers[a](z[:, a, :])) / np.asarray(inp.multipliers[a](z_all[:, a]))[:, None]
                       for a in range(A)], axis=1)
-    rel = rel_u[row]  # (n, A, L) price relative to the observed one
-    v, dv, d_idx, priced = state.weighted[batch], state.debt_value[batch], state.debt_col[batch], state.priced[batch]
-    d_rel = np.where(priced[:, None], rel[np.arange(n), d_idx, :], 1.0)  # (n, L)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hf = np.einsum("na,nal->nl", v, rel) / (dv[:, None] * d_rel)
-    hf = np.where(dv[:, None] > 0, hf, np.inf)
+    hf = _health_at_levels(state.weighted[batch], state.debt_value[batch], state.debt_col[batch],
+                           state.priced[batch], rel_u, row)
     under = hf < 1.0
     level = np.where(under.any(axis=1), np.argmax(under, axis=1) - 1, -2)  # -2: never under
     generation[batch] = np.maximum(level, 0)
@@ -391,6 +387,24 @@ def _classify(inp: CascadeInputs, state: _FillState, batch: IntArray, t: int, C:
     if ind.size == 0:
         return None
     return _Induced(batch[ind], level[ind], row[ind], rel_u, cg, resid, delev)
+
+
+def _health_at_levels(v: FloatArray, dv: FloatArray, d_idx: IntArray, priced: npt.NDArray[np.bool_],
+                      rel_u: FloatArray, row: IntArray) -> FloatArray:
+    """Health (n, L) of fills with weighted collateral ``v`` (n, A) and debt value ``dv`` at each crossing
+    level's prices, relative to the observed ones: ``rel_u[row]`` (n, A, L); inf without debt.
+
+    With one asset and USD debt the einsum over assets is a single product and the debt price 1, so
+    ``v * rel / dv`` gives the same bits without gathering a row per fill (tests/test_cascade.py)."""
+    n, A = v.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if A == 1 and not priced.any():
+            hf = v * (rel_u[0, 0] if rel_u.shape[0] == 1 else rel_u[row, 0, :]) / dv[:, None]
+        else:
+            rel = rel_u[row]
+            d_rel = np.where(priced[:, None], rel[np.arange(n), d_idx, :], 1.0)  # (n, L)
+            hf = np.einsum("na,nal->nl", v, rel) / (dv[:, None] * d_rel)
+    return hf if (dv > 0).all() else np.where(dv[:, None] > 0, hf, np.inf)
 
 
 def _attribute(inp: CascadeInputs, state: _FillState, steps: IntArray, obs_noise: FloatArray,
