@@ -262,6 +262,12 @@ def _anchors(fills: Columns, idx: IntArray) -> IntArray:
         return anchor
     pos = np.asarray(fills["position"])[idx]
     below = np.asarray(fills["hf_oracle"])[idx] < 1.0
+    anchor[idx[below]] = idx[below]  # a fill taken below 1 is its own anchor
+    if below.all():
+        return anchor
+    # only the positions with a fill at or above 1 need their history searched
+    keep = np.isin(pos, pos[~below])
+    idx, pos, below = idx[keep], pos[keep], below[keep]
     order = np.argsort(pos, kind="stable")  # by position, fills in log order within each
     n = order.size
     rank = np.arange(n)
