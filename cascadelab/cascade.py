@@ -594,9 +594,10 @@ def _cascade_only(inp: CascadeInputs, fills: Columns, protocol: IntArray, liq: n
         px = inp.shadow_px[:, q, :]  # (T+1, A)
         d = inp.debt_asset[q]
         if d == A:  # USD debt: one collateral asset needs only its lowest price
-            single = sel[(coll[sel] > 0).sum(axis=1) <= 1]
+            one = (coll[sel] > 0).sum(axis=1) <= 1
+            single = sel[one]
             never[single] = ((coll[single] * inp.lt[q] * lowest[q]).sum(axis=1) >= debt[single]) & (debt[single] > 0)
-            sel = np.setdiff1d(sel, single)
+            sel = sel[~one]  # the others, in order (np.setdiff1d's answer, without its sorts)
         debt_px = px[:, d] if d < A else np.ones(px.shape[0])
         for lo in range(0, sel.size, chunk):
             rows = sel[lo: lo + chunk]
