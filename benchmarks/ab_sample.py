@@ -1,6 +1,7 @@
 """Compare two checkouts' speed on a sample of a sweep's runs, as a ratio measured in one go (issue 8).
 
     python benchmarks/ab_sample.py BASE_CHECKOUT SWEEP.toml [--runs 30] [--repeat 3] [--rounds 2]
+    python benchmarks/ab_sample.py BASE_CHECKOUT --reference 10000 [--repeat 7]   # one run of that size
 
 Timings on a shared machine drift by several percent from minute to minute, more than most single
 changes are worth.  So the two checkouts run *at the same time*, one pinned to each core
@@ -30,14 +31,19 @@ from cascadelab.spec import read_toml, load_spec
 from cascadelab.sweep import plan_sweep
 from cascadelab.sweep.work import applied_values
 from pathlib import Path
-sweep, k, reps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-raw = read_toml(sweep)
-plan = plan_sweep(raw, base=sweep.parent)
-rows = np.random.default_rng(0).choice(plan.n_rows, size=min(k, plan.n_rows), replace=False)
-study = plan.study
-specs = [load_spec(study.scenario, overrides={**study.mechanisms[0][1],
-                                              **dict(zip(study.names, applied_values(study, plan.x[r])))})
-         for r in rows]
+k, reps = int(sys.argv[2]), int(sys.argv[3])
+if sys.argv[1].startswith("reference:"):  # the Mesa comparison's scenario at this many positions
+    sys.path.insert(0, "benchmarks")
+    from reference_mesa import reference_spec
+    specs = [load_spec(reference_spec(int(sys.argv[1].split(":")[1])))]
+else:
+    sweep = Path(sys.argv[1])
+    plan = plan_sweep(read_toml(sweep), base=sweep.parent)
+    rows = np.random.default_rng(0).choice(plan.n_rows, size=min(k, plan.n_rows), replace=False)
+    study = plan.study
+    specs = [load_spec(study.scenario, overrides={**study.mechanisms[0][1],
+                                                  **dict(zip(study.names, applied_values(study, plan.x[r])))})
+             for r in rows]
 cascadelab.run(specs[0])  # imports and first-call costs out of the timing
 best = np.full(len(specs), np.inf)
 for _ in range(reps):
@@ -49,7 +55,7 @@ print(best.mean())
 """
 
 
-def _side(checkout: Path, sweep: Path, runs: int, repeat: int, core: int | None) -> subprocess.Popen:
+def _side(checkout: Path, sweep: Path | str, runs: int, repeat: int, core: int | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     cmd = [sys.executable, "-c", _WORKER, str(sweep), str(runs), str(repeat)]
     if core is not None:
@@ -60,7 +66,9 @@ def _side(checkout: Path, sweep: Path, runs: int, repeat: int, core: int | None)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("base", type=Path, help="the other checkout (the baseline)")
-    ap.add_argument("sweep", type=Path, help="a sweep file: its design rows are the sample")
+    ap.add_argument("sweep", type=Path, nargs="?", help="a sweep file: its design rows are the sample")
+    ap.add_argument("--reference", type=int, metavar="POSITIONS",
+                    help="instead of a sweep: the scenario timed against the Mesa reference, at this size")
     ap.add_argument("--runs", type=int, default=30, help="design rows in the sample")
     ap.add_argument("--repeat", type=int, default=3, help="timings per run (the fastest is kept)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds, swapping cores each time")
@@ -68,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     base, new = args.base.resolve(), HERE.parent
     if not (base / "cascadelab" / "__init__.py").exists():
         ap.error(f"{base} holds no cascadelab checkout")
-    sweep = args.sweep.resolve()
+    if (args.sweep is None) == (args.reference is None):
+        ap.error("give a sweep file or --reference POSITIONS")
+    sweep = f"reference:{args.reference}" if args.reference else args.sweep.resolve()
+    name = f"the reference scenario at {args.reference:,} positions" if args.reference else \
+        f"a sample of {args.runs} runs of {args.sweep.name}"
     parallel = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-    print(f"base {base}  new {new}  sample of {args.runs} runs of {sweep.name}, best of {args.repeat}")
+    print(f"base {base}  new {new}  {name}, best of {args.repeat}")
     for r in range(args.rounds):
         cores = (r % 2, 1 - r % 2) if parallel else (None, None)
         sides = [_side(base, sweep, args.runs, args.repeat, cores[0])]

@@ -79,6 +79,14 @@ def test_ab_sample_times_both_checkouts_and_refuses_a_directory_without_one(
     with pytest.raises(SystemExit) as exc:
         ab_sample.main([str(tmp_path), str(sweep)])
     assert exc.value.code == 2 and "no cascadelab checkout" in capsys.readouterr().err
+    # the Mesa comparison's scenario instead of a sweep; one of the two, not both or neither
+    assert ab_sample.main([str(repo), "--reference", "200", "--repeat", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "reference scenario at 200 positions" in out and re.search(r"ratio new/base [\d.]+", out)
+    for wrong in ([str(repo)], [str(repo), str(sweep), "--reference", "200"]):
+        with pytest.raises(SystemExit) as exc:
+            ab_sample.main(wrong)
+        assert exc.value.code == 2 and "a sweep file or --reference" in capsys.readouterr().err
 
 
 def test_profile_run_splits_every_step_of_every_run_into_one_kind() -> None:
