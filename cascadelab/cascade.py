@@ -401,7 +401,7 @@ def _health_at_levels(v: FloatArray, dv: FloatArray, d_idx: IntArray, priced: np
     level's prices, relative to the observed ones: ``rel_u[row]`` (n, A, L); inf without debt.
 
     With one asset and USD debt the einsum over assets is a single product and the debt price 1, so
-    ``v * rel / dv`` gives the same bits without gathering a row per fill (tests/test_cascade.py)."""
+    ``v * rel / dv`` gives the same bits without gathering a row per fill (tests/test_fast_paths.py)."""
     n, A = v.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         if A == 1 and not priced.any():
