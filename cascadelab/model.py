@@ -163,7 +163,6 @@ class CascadeModel(mesa.Model):
         # slots.  None here: through shuffle_do itself (the reference tests/test_fast_paths.py compares with)
         self._cohort_slots: list[BorrowerCohort | None] | None = [
             None if c.behaviour.kind == "passive" or c.positions.size == 0 else c for c in self.borrowers]
-        self._anyone_reacts = any(c is not None for c in self._cohort_slots)
         self.backstops = [Backstop(self, p, mech) for p, mech in enumerate(self.mechanisms) if hasattr(mech, "pool_for")]
 
         # flows for the conservation check and planning
@@ -238,14 +237,12 @@ class CascadeModel(mesa.Model):
         # 4. borrowers react
         if self._cohort_slots is None:
             self.borrower_set.shuffle_do("react")
-        elif self._anyone_reacts:
+        else:
             slots = self._cohort_slots.copy()  # shuffled from the set's order every step, as shuffle_do does
             self.random.shuffle(slots)
             for cohort in slots:
                 if cohort is not None:
                     cohort.react()
-        else:
-            self.random.shuffle(self._cohort_slots)  # only the draws: every slot is None
         # 5. health of every position; each mechanism learns which are liquidatable
         for mech, unhealthy in zip(self.mechanisms, self._liquidatable(t), strict=True):
             mech.start(unhealthy, t)
