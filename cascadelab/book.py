@@ -10,6 +10,7 @@ conservation invariants are checked against.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +91,9 @@ class PositionBook:
     debt_in: FloatArray = field(init=False)
     version: int = field(default=0, init=False)
     """Incremented by every :meth:`apply`: equal versions mean identical positions (for memos)."""
+    protocol_version: list[int] = field(init=False)
+    """Per protocol, incremented by every :meth:`apply` that may touch its rows: equal versions mean its
+    positions are identical, whatever happened to other protocols' (memos of one protocol's state)."""
     _settled: dict[int, int] = field(default_factory=dict, init=False, repr=False)
     locked: npt.NDArray[np.bool_] = field(init=False)  # in a running auction: borrowers leave it alone
 
@@ -103,6 +107,7 @@ class PositionBook:
         self.collateral_in = np.zeros((n, a))
         self.collateral_out = np.zeros((n, a))
         self.locked = np.zeros(n, dtype=bool)
+        self.protocol_version = [0] * len(self.slices)
 
     @classmethod
     def of(cls, collateral: FloatArray, debt: FloatArray, lt: FloatArray, *, assets: list[str] | None = None,
@@ -142,17 +147,19 @@ class PositionBook:
     def n_assets(self) -> int:
         return len(self.assets)
 
-    def health(self, oracle_px: FloatArray) -> FloatArray:
+    def health(self, oracle_px: FloatArray, protocols: Iterable[int] | None = None) -> FloatArray:
         """Health of every position: sum_a C_a P_a LT_a / (D P_debt); +inf where there is no debt.
 
         ``oracle_px`` has shape (P, A + 1): each protocol's oracle prices, with the USD
         numeraire (price 1) as the last column.  Source: Aave v3 GenericLogic
         (shared/reference/mechanisms.md section 1.1).  A quotient too large for a float
-        (dust debt) is +inf, like no debt.
+        (dust debt) is +inf, like no debt.  With ``protocols``, only their rows are filled in
+        (the others are left undefined), each with the bits the whole evaluation gives it.
         """
         hf = np.empty(self.n)
         single = self.n_assets == 1
-        for p, s in enumerate(self.slices):
+        for p in range(len(self.slices)) if protocols is None else protocols:
+            s = self.slices[p]
             if s.start == s.stop:
                 continue
             px = oracle_px[p]
@@ -190,11 +197,11 @@ class PositionBook:
     def without_collateral(self, protocol: int) -> IntArray:
         """Positions of ``protocol`` that owe debt but hold no collateral (to be written off).
 
-        Scans the protocol's rows, except when nothing was applied since a scan that found
+        Scans the protocol's rows, except when nothing was applied to them since a scan that found
         none: positions change only through :meth:`apply`, so the answer is still none (a
-        step without fills costs O(1) here instead of O(positions)).
+        step without fills in this protocol costs O(1) here instead of O(positions)).
         """
-        if self._settled.get(protocol) == self.version:
+        if self._settled.get(protocol) == self.protocol_version[protocol]:
             return np.zeros(0, dtype=np.int64)
         s = self.slices[protocol]
         coll = self.collateral[s]
@@ -202,7 +209,7 @@ class PositionBook:
         candidates = np.flatnonzero(no_collateral)  # few: test debt on these only
         pos = candidates[self.debt[s][candidates] > 0] + s.start
         if pos.size == 0:
-            self._settled[protocol] = self.version
+            self._settled[protocol] = self.protocol_version[protocol]
         return pos
 
     def open_positions(self, protocol: int | None = None) -> IntArray:
@@ -225,6 +232,11 @@ class PositionBook:
             return
         self.version += 1
         pos = fills.position
+        if len(self.slices) == 1:
+            self.protocol_version[0] += 1
+        else:  # rows are grouped by protocol: every protocol from the lowest row's to the highest row's
+            for q in range(int(self.protocol[pos.min()]), int(self.protocol[pos.max()]) + 1):
+                self.protocol_version[q] += 1
         np.subtract.at(self.collateral, pos, fills.seized)
         np.subtract.at(self.debt, pos, fills.repaid + fills.written_off)
         np.add.at(self.repaid, pos, np.maximum(fills.repaid, 0.0))

@@ -41,7 +41,8 @@ class HealthBand:
         self._terms = [(int(q), [int(a) for a in np.flatnonzero(book.lt[q] > 0)], int(book.debt_asset[q]))
                        for q in sorted(set(protocols))]
         self._usd = book.n_assets
-        self._version = -1  # no valid evaluation yet
+        self._protocols = [q for q, _, _ in self._terms]
+        self._versions: list[int] | None = None  # the protocols' book versions at the last valid evaluation
         self._lowest_above = math.inf  # lowest health >= level at the evaluation
         self._highest_below = -math.inf  # highest health < level
         self._px0: dict[tuple[int, int], float] = {}
@@ -74,16 +75,20 @@ class HealthBand:
         else:
             highest, lowest = -math.inf, float(health.min(initial=math.inf))
         if math.isnan(lowest) or not all(0.0 < v < math.inf for v in px0.values()):
-            self._version = -1
+            self._versions = None
             return idx
         self._px0 = px0
         self._lowest_above, self._highest_below = lowest, highest
-        self._version = self.book.version
+        self._versions = self._versions_now()
         return idx
+
+    def _versions_now(self) -> list[int]:
+        versions = self.book.protocol_version
+        return [versions[q] for q in self._protocols]
 
     def unchanged(self, oracle_px: FloatArray) -> bool:
         """True if the positions below the level at ``oracle_px`` are provably those of the last evaluation."""
-        if self._version != self.book.version:
+        if self._versions != self._versions_now():  # a position of the group's protocols changed (or no evaluation)
             return False
         lowest, highest = self._lowest_above, self._highest_below
         if lowest == math.inf and highest == -math.inf:

@@ -270,18 +270,20 @@ class CascadeModel(mesa.Model):
     def _liquidatable(self, t: int) -> list[IntArray]:
         """Positions of each protocol with health < 1 at its oracle (read-only arrays); records how many.
 
-        Health is evaluated only when a protocol's :class:`HealthBand` (kept from the last
-        evaluation) cannot prove that the positions below 1 are still the same: same answer,
-        without the O(positions) pass in steps where prices drift and nobody crosses 1.
+        A protocol's health is evaluated only when its :class:`HealthBand` (kept from the last
+        evaluation) cannot prove that its positions below 1 are still the same: same answer,
+        without the O(positions) pass in steps where prices drift and nobody crosses 1, or where
+        only other protocols' positions changed.
         """
         px = self.oracle_px
-        if not all(band.unchanged(px) for band in self.health_bands):
-            hf = self.book.health(px)
-            self._unhealthy = []
-            for band, s in zip(self.health_bands, self.book.slices, strict=True):
-                unhealthy = band.reset(hf[s], px) + s.start
+        stale = [p for p, band in enumerate(self.health_bands) if not band.unchanged(px)]
+        if stale:
+            hf = self.book.health(px, stale)
+            for p in stale:
+                s = self.book.slices[p]
+                unhealthy = self.health_bands[p].reset(hf[s], px) + s.start
                 unhealthy.flags.writeable = False
-                self._unhealthy.append(unhealthy)
+                self._unhealthy[p] = unhealthy
             counts = [u.size for u in self._unhealthy]
             self._unhealthy_counts = counts if any(counts) else None
         if self._unhealthy_counts is not None:

@@ -314,13 +314,15 @@ class MechanismBase:
 
         For mechanisms whose offers are a function of exactly these (fixed bonus, partial),
         the offers built then are still the offers now: positions change only through
-        ``book.apply`` (which bumps ``book.version``).  Remembers the inputs for the next call.
+        ``book.apply`` (which bumps the version of the protocols it touches: ``book.protocol_version``).
+        Remembers the inputs for the next call.
         """
         last = self._offer_inputs
-        same = (last is not None and last[0] == book.version and np.array_equal(last[1], self.liquidatable)
+        version = book.protocol_version[self.protocol]
+        same = (last is not None and last[0] == version and np.array_equal(last[1], self.liquidatable)
                 and np.array_equal(last[2], self.since) and np.array_equal(last[3], oracle_px))
         if not same:
-            self._offer_inputs = (book.version, self.liquidatable.copy(), self.since.copy(),
+            self._offer_inputs = (version, self.liquidatable.copy(), self.since.copy(),
                                   np.array(oracle_px, dtype=np.float64))
         return same
 

@@ -116,7 +116,7 @@ class FixedBonus(MechanismBase):
     QUIET_WITHOUT_LIQUIDATABLE: ClassVar[bool] = True
     _basis: _CeilingBasis | None = None  # what bounds the offers at new prices (offer_ceiling)
     _built: tuple[_Terms, BoolArray] | None = None  # the last build's terms, for the basis when first asked
-    _covered_for: tuple[int, IntArray] | None = None  # (book version, liquidatable array) the basis was found to cover
+    _covered_for: tuple[int, IntArray] | None = None  # (protocol's book version, liquidatable array) the basis was found to cover
 
     def offers(self, book: PositionBook, oracle_px: FloatArray, t: int) -> Offers:
         if self.same_offer_inputs(book, oracle_px):
@@ -174,12 +174,13 @@ class FixedBonus(MechanismBase):
             basis = self._basis = terms.basis(self.config, ok, self._offers.receive_per_pay)
             if basis is None:
                 return None
-        if self._covered_for is None or self._covered_for[0] != book.version \
-                or self._covered_for[1] is not self.liquidatable:  # else: checked with this book and set already
+        version = book.protocol_version[self.protocol]
+        if self._covered_for is None or self._covered_for[0] != version \
+                or self._covered_for[1] is not self.liquidatable:  # else: checked with these rows and set already
             indebted = self.liquidatable[book.debt[self.liquidatable] > 0]
             if not basis.holds_current(book, indebted).all():
                 return None
-            self._covered_for = (book.version, self.liquidatable)
+            self._covered_for = (version, self.liquidatable)
         return basis.ceiling(oracle_px)
 
     def settle(self, book: PositionBook, bids: Bids, t: int) -> Fills:

@@ -76,6 +76,48 @@ def test_health_band_proves_small_moves_and_forgets_after_a_fill() -> None:
     assert not band.unchanged(px1)
 
 
+@settings(max_examples=300, deadline=None)
+@given(case=books_and_prices(), emptied=st.sets(st.integers(0, 29), max_size=6), level=st.sampled_from([1.0, 1.08]))
+def test_a_protocols_band_holds_only_while_its_own_rows_are_unchanged(
+        case: tuple[PositionBook, np.ndarray, np.ndarray], emptied: set[int], level: float) -> None:
+    """One band per protocol (as the model keeps them): after a fill that empties some positions' collateral,
+    in any protocols, a band that still says 'unchanged' must be right, so the fill must have moved the
+    version of every protocol whose rows it touched; each protocol's health evaluated alone has the bits of
+    the whole book's evaluation."""
+    book, px0, _ = case
+    protocols = range(book.lt.shape[0])
+    bands = [HealthBand(book, [q], level) for q in protocols]
+    whole = book.health(px0)
+    for q, band in enumerate(bands):
+        s = book.slices[q]
+        alone = book.health(px0, [q])[s]
+        assert alone.tobytes() == whole[s].tobytes()
+        band.reset(alone, px0)
+    pos = np.array(sorted(i for i in emptied if i < book.n), dtype=np.int64)
+    if pos.size:
+        book.apply(Fills.make(pos, 0, book.n_assets, seized=book.collateral[pos].copy()))
+    now = book.health(px0)
+    for q, band in enumerate(bands):
+        s = book.slices[q]
+        if band.unchanged(px0):
+            assert np.array_equal(np.flatnonzero(now[s] < level), band.below_idx)
+            assert not np.isin(pos, np.arange(s.start, s.stop)).any()  # no row of q was touched
+
+
+def test_a_fill_in_one_protocol_leaves_the_others_band_proving() -> None:
+    """Two protocols, one position each (health 0.5 and 2.0): repaying in protocol 1 moves only its version,
+    so protocol 0's band still proves its set at new prices while protocol 1's must be evaluated again."""
+    book = PositionBook.of(np.array([[10.0], [10.0]]), np.array([16_000.0, 4_000.0]), np.array([[0.8], [0.8]]),
+                           protocol=np.array([0, 1]))
+    px0, px1 = np.array([[1000.0, 1.0]] * 2), np.array([[1010.0, 1.0]] * 2)
+    bands = [HealthBand(book, [q], 1.0) for q in (0, 1)]
+    for q, band in enumerate(bands):
+        band.reset(book.health(px0, [q])[book.slices[q]], px0)
+    book.apply(Fills.make(np.array([1]), 0, 1, repaid=1.0))
+    assert book.protocol_version == [0, 1]
+    assert bands[0].unchanged(px1) and not bands[1].unchanged(px1)
+
+
 def _old_start(first: np.ndarray, unhealthy: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     """MechanismBase.start before issue 8 phase 2 (a mask over the whole array every step)."""
     need = int(unhealthy.max()) + 1 if unhealthy.size else 0
