@@ -41,9 +41,10 @@ the end.  Metric definitions (DESIGN.md section 8; USD unless a fraction):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,6 +74,33 @@ METRICS = (
 KINDS = ("liquidation", "write_off", "borrower", "redistribution", "sale", "incentive")
 """Fill kinds in the fill log ("sale": a keeper buys collateral the protocol holds, e.g. Comet's storefront;
 "incentive": a protocol paid a keeper for an upkeep call, nothing moved)."""
+
+
+FILL_TOTALS = ("liquidated_usd", "repaid_usd", "written_off_usd", "fills")
+"""Per-step, per-protocol totals of the fill log in the timeseries (``<total>_<protocol>``): USD seized and
+repaid by liquidations, USD written off, number of liquidation fills."""
+
+
+def fill_totals(chunks: list[_FillChunk], debt_asset: IntArray, protocols: list[str], steps: int
+                ) -> dict[str, np.ndarray]:
+    """The ``FILL_TOTALS`` columns of logged chunks: per chunk the sums its ``log_fills`` call used to
+    add to its step's row, added in log order (the same bits as adding them as the fills came)."""
+    shape = (steps + 1, len(protocols))
+    liquidated, repaid, written_off = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    count = np.zeros(shape, dtype=np.int64)
+    for c in chunks:
+        fills, t, p = c.fills, c.t, c.p
+        debt_px = c.market[debt_asset[p]]
+        liq = fill_kind(fills) == 0
+        liquidated[t, p] += c.seized_usd[liq].sum()
+        repaid[t, p] += (fills.repaid[liq] * debt_px).sum()
+        count[t, p] += int(liq.sum())
+        written_off[t, p] += (fills.written_off * debt_px).sum()
+    cols = {}
+    for p, proto in enumerate(protocols):
+        for name, total in zip(FILL_TOTALS, (liquidated, repaid, written_off, count), strict=True):
+            cols[f"{name}_{proto}"] = total[:, p]
+    return cols
 
 
 def fill_kind(fills: Fills) -> IntArray:
@@ -116,9 +144,14 @@ class Table:
 
     columns: dict[str, Any]
     categories: dict[str, list[str]] = field(default_factory=dict)
+    deferred: Callable[[], dict[str, Any]] | None = None
+    """Columns made only when the frame is built (``columns`` holds their places); a run that is read
+    only for its metrics, as in a sweep, never pays for them."""
 
     def frame(self) -> pd.DataFrame:
         cols = dict(self.columns)
+        if self.deferred is not None:
+            cols.update(self.deferred())
         for name, cats in self.categories.items():
             cols[name] = pd.Categorical.from_codes(cols[name], categories=cats)
         return pd.DataFrame(cols)
@@ -201,7 +234,6 @@ class _FillChunk:
     t: int
     p: int
     fills: Fills
-    kind: IntArray
     seized_usd: FloatArray
     collateral: FloatArray  # the positions' rows before the fills
     debt: FloatArray
@@ -223,10 +255,6 @@ class Recorder:
         self.z = np.zeros((T + 1, A))
         self.parts = np.zeros((T + 1, A, S))
         self.unhealthy = np.zeros((T + 1, P), dtype=np.int64)
-        self.liquidated_usd = np.zeros((T + 1, P))
-        self.repaid_usd = np.zeros((T + 1, P))
-        self.written_off_usd = np.zeros((T + 1, P))
-        self.fill_count = np.zeros((T + 1, P), dtype=np.int64)
         self.pool_balance_usd = np.zeros((T + 1, P))  # backstops: deposits (Liquity) or reserves (Comet)
         self.pool_collateral_usd = np.zeros((T + 1, P))  # backstops: collateral held, at market
         self._fills: list[_FillChunk] = []
@@ -251,27 +279,19 @@ class Recorder:
 
         Only what cannot be recovered later is kept now: the fills, the positions' rows before
         them and the market prices (oracle prices are fixed within a step and recorded anyway).
-        The other columns (health at three price sets, USD values, per-asset columns) are made
-        once for the whole log at run end (``fill_columns``), with the same operations.
+        The other columns (kind, health at three price sets, USD values, per-asset columns) are
+        made once for the whole log at run end (``fill_columns``), and the per-step totals when
+        the timeseries is read (``fill_totals``), with the same operations.
         """
         m = self.model
         book = m.book
-        t = m.t
         pos = fills.position
         mkt = m.market_px_ext()
-        debt_px = mkt[book.debt_asset[p]]
-        kind = fill_kind(fills)
         ids = np.arange(self.n_fills, self.n_fills + fills.size, dtype=np.int64)
         self.n_fills += fills.size
-        seized_usd = fills.seized @ mkt[: m.n_assets]
         coll = book.collateral[pos]  # before the fills
-        self._fills.append(_FillChunk(t, p, fills, kind, seized_usd, coll, book.debt[pos].copy(),
+        self._fills.append(_FillChunk(m.t, p, fills, fills.seized @ mkt[: m.n_assets], coll, book.debt[pos].copy(),
                                       coll @ mkt[: m.n_assets], mkt))
-        liq = kind == 0
-        self.liquidated_usd[t, p] += seized_usd[liq].sum()
-        self.repaid_usd[t, p] += (fills.repaid[liq] * debt_px).sum()
-        self.fill_count[t, p] += int(liq.sum())
-        self.written_off_usd[t, p] += (fills.written_off * debt_px).sum()
         return ids
 
     def log_sale(self, asset: int, fill_ids: IntArray, shares: FloatArray, dz: float,
@@ -382,6 +402,7 @@ class Recorder:
         to_protocol = cat(lambda c: c.fills.to_protocol)
         repaid, paid, written_off, incentive = (cat(lambda c, f=f: getattr(c.fills, f))
                                                 for f in ("repaid", "paid", "written_off", "incentive"))
+        taker = cat(lambda c: c.fills.taker)
         mkt = np.repeat(np.stack([c.market for c in chunks]), sizes, axis=0)  # (n, A + 1) at each fill
         debt_col = book.debt_asset[protocol]
         rows = np.arange(n)
@@ -401,8 +422,8 @@ class Recorder:
             "protocol": protocol,
             "position": pos,
             "cohort": book.cohort[pos],
-            "taker": cat(lambda c: c.fills.taker),
-            "kind": cat(lambda c: c.kind),
+            "taker": taker,
+            "kind": fill_kind(Fills(pos, taker, repaid, paid, seized, to_protocol, written_off, incentive)),
             "repaid": repaid,
             "paid": paid,
             "written_off": written_off,
@@ -435,11 +456,17 @@ class Recorder:
 
     def timeseries_columns(self) -> dict[str, np.ndarray]:
         """The per-step aggregates as one array per column (views of a snapshot: later steps do not show)."""
+        table = self.timeseries_table()
+        return {**table.columns, **table.deferred()}
+
+    def timeseries_table(self) -> Table:
+        """:meth:`timeseries_columns` as a :class:`Table` whose per-step fill totals (a sum per logged
+        chunk) are made when its frame is first read."""
         m = self.model
         T = m.n_steps
         snap = {name: getattr(self, name).copy() for name in (
-            "gas", "z", "decay", "parts", "oracle", "oracle_step", "shadow", "unhealthy", "liquidated_usd",
-            "repaid_usd", "written_off_usd", "fill_count", "pool_balance_usd", "pool_collateral_usd")}
+            "gas", "z", "decay", "parts", "oracle", "oracle_step", "shadow", "unhealthy", "pool_balance_usd",
+            "pool_collateral_usd")}
         snap["market"] = self.market  # made fresh from the recorded state, as are the book values
         snap["debt_usd"], snap["collateral_usd"] = self.book_values(snap["market"])
         rec = SimpleNamespace(**snap)
@@ -464,15 +491,14 @@ class Recorder:
             cols[f"unhealthy_{proto}"] = rec.unhealthy[:, p]
             cols[f"debt_usd_{proto}"] = rec.debt_usd[:, p]
             cols[f"collateral_usd_{proto}"] = rec.collateral_usd[:, p]
-            cols[f"liquidated_usd_{proto}"] = rec.liquidated_usd[:, p]
-            cols[f"repaid_usd_{proto}"] = rec.repaid_usd[:, p]
-            cols[f"written_off_usd_{proto}"] = rec.written_off_usd[:, p]
-            cols[f"fills_{proto}"] = rec.fill_count[:, p]
+            for total in FILL_TOTALS:
+                cols[f"{total}_{proto}"] = None  # deferred: fill_totals
         for b in m.backstops:
             proto = m.protocol_names[b.protocol]
             cols[f"pool_balance_usd_{proto}"] = rec.pool_balance_usd[:, b.protocol]
             cols[f"pool_collateral_usd_{proto}"] = rec.pool_collateral_usd[:, b.protocol]
-        return cols
+        return Table(cols, deferred=functools.partial(fill_totals, list(self._fills), m.book.debt_asset.copy(),
+                                                      list(m.protocol_names), T))
 
     def result(self) -> RunResult:
         """Metrics and checks now (from arrays); the frames and the cascade graph are built when first read."""
@@ -500,7 +526,7 @@ class Recorder:
         categories = {"kind": list(KINDS), "protocol": list(m.protocol_names), "asset": list(m.asset_names)}
         return RunResult(
             metrics=metrics,
-            timeseries=Table(self.timeseries_columns()),
+            timeseries=self.timeseries_table(),
             fills=Table(fills, categories),
             sales=Table(sales),
             cascade=cascade.graph,

@@ -334,22 +334,33 @@ def test_a_keeper_poorer_than_the_blocking_clip_takes_nothing(monkeypatch: pytes
 @pytest.mark.parametrize("scenario", ["eth_steth_depeg", "contagion", "debt_market_inelastic"])
 def test_fill_columns_made_at_run_end_equal_those_made_at_each_fill(monkeypatch: pytest.MonkeyPatch,
                                                                     scenario: str) -> None:
-    """Recorder.log_fills keeps the raw fills; the columns it no longer computes at each fill (health at
-    the oracle, fundamental and market prices, USD values, dominant asset) come out bit for bit as
-    computing them then, from the book and prices of that moment, gave (several assets and protocols,
-    a priced debt asset)."""
+    """Recorder.log_fills keeps the raw fills; the columns it no longer computes at each fill (kind, health
+    at the oracle, fundamental and market prices, USD values, dominant asset) and the timeseries' per-step
+    fill totals come out bit for bit as computing them then, from the book and prices of that moment,
+    gave (several assets and protocols, a priced debt asset)."""
     from pathlib import Path
 
     import cascadelab.record as record
 
     at_fill: list[dict[str, np.ndarray]] = []
+    totals: dict[str, np.ndarray] = {}
     log_fills = record.Recorder.log_fills
 
     def logged_then(self: record.Recorder, p: int, fills: Fills) -> np.ndarray:
         m, pos = self.model, fills.position
         mkt = m.market_px_ext()
         debt_px = mkt[m.book.debt_asset[p]]
+        kind = record.fill_kind(fills)
+        if not totals:
+            totals.update({name: np.zeros((m.n_steps + 1, m.n_protocols), dtype=np.int64 if name == "fills"
+                                          else np.float64) for name in record.FILL_TOTALS})
+        liq = kind == 0  # the totals as log_fills used to add them up, fill by fill
+        totals["liquidated_usd"][m.t, p] += (fills.seized @ mkt[: m.n_assets])[liq].sum()
+        totals["repaid_usd"][m.t, p] += (fills.repaid[liq] * debt_px).sum()
+        totals["fills"][m.t, p] += int(liq.sum())
+        totals["written_off_usd"][m.t, p] += (fills.written_off * debt_px).sum()
         at_fill.append({
+            "kind": kind,
             "hf_oracle": m.book.health_of(pos, m.oracle_px),
             "hf_fundamental": m.book.health_of(pos, m.shadow_oracle_px()),
             "hf_market": m.book.health_of(pos, np.tile(mkt, (m.n_protocols, 1))),
@@ -362,13 +373,19 @@ def test_fill_columns_made_at_run_end_equal_those_made_at_each_fill(monkeypatch:
 
     monkeypatch.setattr(record.Recorder, "log_fills", logged_then)
     path = Path(__file__).resolve().parents[1] / "experiments" / "scenarios" / f"{scenario}.toml"
-    fills = cascadelab.run(path).fills
+    result = cascadelab.run(path)
+    fills = result.fills
     assert len(fills) > 100
     for column in at_fill[0]:
         want = np.concatenate([chunk[column] for chunk in at_fill])
         series = fills[column]
         got = series.cat.codes.to_numpy().astype(np.int64) if series.dtype == "category" else series.to_numpy()
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), column
+    assert totals["fills"].sum() > 100
+    for p, proto in enumerate(result.spec.protocols):
+        for name, want in totals.items():
+            got = result.timeseries[f"{name}_{proto}"].to_numpy()
+            assert got.dtype == want.dtype and got.tobytes() == want[:, p].tobytes(), (name, proto)
 
 
 @pytest.mark.parametrize(("scenario", "overrides"), [
