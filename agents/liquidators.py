@@ -177,6 +177,9 @@ class Liquidator(mesa.Agent):
         twice their transaction limit), which keeps a step's cost independent of the
         number of keepers.
 
+        It returns the ranking later keepers should use: NO_OFFERS once nothing is left in it to take
+        (remaining only falls within a round, so an identical keeper would take nothing either).
+
         A bid that takes nothing from a non-empty ranking leaves ``needs_capital``: the cost
         of the best-ranked offer's best clip (inf if that clip fails the profit rule).  Taking
         stops at the first offer that fails, so an identical keeper at the same remaining
@@ -188,7 +191,7 @@ class Liquidator(mesa.Agent):
         self.needs_capital = None
         capital = self.free_capital()
         if offers.size == 0 or not self.can_transact() or capital <= 0:
-            return Bids.empty(), NO_OFFERS
+            return Bids.empty(), NO_OFFERS if ranked is None else ranked
         slots = self.slots()
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)
@@ -198,7 +201,8 @@ class Liquidator(mesa.Agent):
             live = ranked[(remaining[ranked] > offers.min_pay[ranked]) & (remaining[ranked] > 0)]
             idx = live[: 2 * slots + 16]
         if idx.size == 0 or slots == 0:
-            return Bids.empty(), NO_OFFERS if ranked is None else ranked
+            # a ranking with nothing left to take stays so for the rest of the round: NO_OFFERS tells the round
+            return Bids.empty(), NO_OFFERS if ranked is None or idx.size == 0 else ranked
         pay, recv, cost, profit = self.evaluate(protocol, offers, idx, remaining)
         ok = np.flatnonzero(profit >= self.rule(cfg, cost))
         self.window_was_empty = ranked is not None and ok.size == 0  # independent of this keeper's capital

@@ -16,6 +16,7 @@ the same set.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 import numpy as np
@@ -41,8 +42,10 @@ class HealthBand:
         self._terms = [(int(q), [int(a) for a in np.flatnonzero(book.lt[q] > 0)], int(book.debt_asset[q]))
                        for q in sorted(set(protocols))]
         self._usd = book.n_assets
-        self._protocols = [q for q, _, _ in self._terms]
-        self._versions: list[int] | None = None  # the protocols' book versions at the last valid evaluation
+        protocols = [q for q, _, _ in self._terms]
+        # the group's protocols' book versions (``book.protocol_version``), read in one call
+        self._versions_of = operator.itemgetter(*protocols) if protocols else lambda versions: ()
+        self._versions: object = None  # those versions at the last valid evaluation (None: no valid one)
         self._lowest_above = math.inf  # lowest health >= level at the evaluation
         self._highest_below = -math.inf  # highest health < level
         self._px0: dict[tuple[int, int], float] = {}
@@ -79,16 +82,12 @@ class HealthBand:
             return idx
         self._px0 = px0
         self._lowest_above, self._highest_below = lowest, highest
-        self._versions = self._versions_now()
+        self._versions = self._versions_of(self.book.protocol_version)
         return idx
-
-    def _versions_now(self) -> list[int]:
-        versions = self.book.protocol_version
-        return [versions[q] for q in self._protocols]
 
     def unchanged(self, oracle_px: FloatArray) -> bool:
         """True if the positions below the level at ``oracle_px`` are provably those of the last evaluation."""
-        if self._versions != self._versions_now():  # a position of the group's protocols changed (or no evaluation)
+        if self._versions != self._versions_of(self.book.protocol_version):  # a position of its protocols changed
             return False
         lowest, highest = self._lowest_above, self._highest_below
         if lowest == math.inf and highest == -math.inf:

@@ -148,6 +148,7 @@ class CascadeModel(mesa.Model):
             for i, cfg in enumerate(cfg for _, cfg in spec.liquidators.all_groups() for _ in range(cfg.count))
         ]
         self._keeper_latency = [k.config.latency_steps for k in self.keepers]
+        self._same_latency = len(set(self._keeper_latency)) <= 1  # then the order is by the draws alone
         self._keeper_configs = list({id(k.config): k.config for k in self.keepers}.values())
         self._take_bounds = [TakeBound(self, p) for p in range(self.n_protocols)]
         self.arbitrageurs = [
@@ -252,7 +253,8 @@ class CascadeModel(mesa.Model):
         self.planned[:] = 0.0
         self.nothing_planned = True
         for k in order:
-            k.new_step()
+            if k.fills_this_step:  # (the others have nothing to reset)
+                k.new_step()
         if not all(mech.idle() for mech in self.mechanisms):
             for _ in range(self.spec.liquidators.rounds_per_step):
                 if not self._liquidation_round(order, t):
@@ -261,7 +263,8 @@ class CascadeModel(mesa.Model):
             self._apply_fills(p, mech.end_step(self.book, t))
         # 8. keepers sell seized collateral; backstops lose depositors and sell or hold what they hold
         for k in order:
-            k.sell()
+            if k.books.receipts:  # (the others have nothing to sell)
+                k.sell()
         for b in self.backstops:
             b.act()
         # 9. record
@@ -295,7 +298,9 @@ class CascadeModel(mesa.Model):
         if len(self.keepers) == 1:  # the same draw, nothing to sort
             draw()
             return list(self.keepers)
-        keys = [(latency, draw()) for latency in self._keeper_latency]
+        draws = [draw() for _ in self.keepers]
+        # with one latency the (latency, draw) pairs sort as the draws alone do, which is cheaper
+        keys = draws if self._same_latency else list(zip(self._keeper_latency, draws, strict=True))
         return [self.keepers[i] for i in sorted(range(len(self.keepers)), key=keys.__getitem__)]
 
     def _liquidation_round(self, keepers: list[Liquidator], t: int) -> bool:
@@ -338,15 +343,15 @@ class CascadeModel(mesa.Model):
         for k in keepers:
             known = shared.get(id(k.config))
             if known is not None and known.size == 0:
-                continue  # an identical keeper found nothing profitable; neither will this one
+                continue  # an identical keeper found nothing profitable (or left nothing); neither will this one
             if (id(k.config), k.slots()) in exhausted:
                 continue
             needs = blocked.get(id(k.config))
             if needs is not None and not needs <= k.free_capital():
                 continue  # it would stop at the same first offer, for want of capital
             b, profitable = k.bid(p, offers, remaining, t, known)
+            shared[id(k.config)] = profitable  # the first keeper's ranking, or empty once nothing is left in it
             if known is None:
-                shared[id(k.config)] = profitable
                 found = found or profitable.size > 0
             parts.append(b)
             self._plan_debt_purchase(p, b.pay)

@@ -295,6 +295,33 @@ def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest
     assert len(checked) > 100
 
 
+@pytest.mark.parametrize("capital", [2e6, 4e4], ids=["rich", "capital_bound"])
+def test_an_empty_ranking_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float) -> None:
+    """The model skips keepers of a configuration once a bid hands back an empty ranking (the first found nothing
+    profitable, or a later one found nothing left in the ranking): each of them, asked anyway at that moment,
+    bids nothing either."""
+    real = Liquidator.bid
+    checked = {"first": 0, "later": 0}
+
+    def asking_the_others(self: Liquidator, protocol: int, offers, remaining: np.ndarray, t: int,
+                          ranked: np.ndarray | None = None) -> tuple:
+        before = remaining.copy()
+        out = real(self, protocol, offers, remaining, t, ranked)
+        if out[1].size == 0 and out[0].size == 0:
+            for other in self.model.keepers:
+                if other is not self and other.config is self.config:
+                    bids, _ = real(other, protocol, offers, before.copy(), t, ranked)
+                    assert bids.size == 0
+                    checked["first" if ranked is None else "later"] += 1
+        return out
+
+    monkeypatch.setattr(Liquidator, "bid", asking_the_others)
+    cascadelab.run(None, overrides={"run.steps": 400, "populations.a_passive.count": 400,
+                                    "populations.a_active.count": 200, "populations.b_passive.count": 400,
+                                    "venues.ETH.depth_usd": 4e6, "liquidators.capital_usd": capital})
+    assert checked["first"] > 100 and checked["later"] > 40
+
+
 def test_a_keeper_poorer_than_the_blocking_clip_takes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The model skips a keeper whose free capital is below what stopped an identical keeper (the cost of the
     best-ranked clip, until someone bids): each such keeper, asked anyway at that moment, bids nothing, and
