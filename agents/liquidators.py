@@ -166,7 +166,7 @@ class Liquidator(mesa.Agent):
         return ~(best + 1e-6 * (value + owed + gas) + slack < self.config.min_profit_usd)  # NaN or inf: keep
 
     def bid(self, protocol: int, offers: Offers, remaining: FloatArray, t: int,
-            ranked: IntArray | None = None) -> tuple[Bids, IntArray]:
+            ranked: IntArray | None = None) -> tuple[Bids, IntArray | None]:
         """Bids on one protocol's offers; ``remaining`` (what earlier keepers left) is reduced in place.
 
         The first keeper of a configuration evaluates every visible offer and returns the head
@@ -178,7 +178,9 @@ class Liquidator(mesa.Agent):
         number of keepers.
 
         It returns the ranking later keepers should use: NO_OFFERS once nothing is left in it to take
-        (remaining only falls within a round, so an identical keeper would take nothing either).
+        (remaining only falls within a round, so an identical keeper would take nothing either), and
+        ``ranked`` as given (None from a first keeper) when this keeper had no free capital to look
+        with: that says nothing about what an identical keeper with capital would find.
 
         A bid that takes nothing from a non-empty ranking leaves ``needs_capital``: the cost
         of the best-ranked offer's best clip (inf if that clip fails the profit rule).  Taking
@@ -190,8 +192,10 @@ class Liquidator(mesa.Agent):
         self.window_was_empty = False
         self.needs_capital = None
         capital = self.free_capital()
-        if offers.size == 0 or not self.can_transact() or capital <= 0:
+        if offers.size == 0 or not self.can_transact():  # the same for every keeper of this configuration
             return Bids.empty(), NO_OFFERS if ranked is None else ranked
+        if capital <= 0:
+            return Bids.empty(), ranked
         slots = self.slots()
         if ranked is None:
             idx = np.flatnonzero((remaining > offers.min_pay) & (t - offers.since >= cfg.latency_steps)

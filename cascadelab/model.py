@@ -350,9 +350,10 @@ class CascadeModel(mesa.Model):
             if needs is not None and not needs <= k.free_capital():
                 continue  # it would stop at the same first offer, for want of capital
             b, profitable = k.bid(p, offers, remaining, t, known)
-            shared[id(k.config)] = profitable  # the first keeper's ranking, or empty once nothing is left in it
-            if known is None:
-                found = found or profitable.size > 0
+            if profitable is not None:  # None: a first keeper without capital looked at nothing
+                shared[id(k.config)] = profitable  # the first keeper's ranking, or empty once nothing is left in it
+                if known is None:
+                    found = found or profitable.size > 0
             parts.append(b)
             self._plan_debt_purchase(p, b.pay)
             if b.size:

@@ -295,19 +295,25 @@ def test_an_empty_window_is_empty_for_every_identical_keeper(monkeypatch: pytest
     assert len(checked) > 100
 
 
-@pytest.mark.parametrize("capital", [2e6, 4e4], ids=["rich", "capital_bound"])
-def test_an_empty_ranking_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float) -> None:
+@pytest.mark.parametrize(("capital", "broke"), [(2e6, False), (4e4, False), (2e6, True)],
+                         ids=["rich", "capital_bound", "one_keeper_broke"])
+def test_an_empty_ranking_is_empty_for_every_identical_keeper(monkeypatch: pytest.MonkeyPatch, capital: float,
+                                                              broke: bool) -> None:
     """The model skips keepers of a configuration once a bid hands back an empty ranking (the first found nothing
     profitable, or a later one found nothing left in the ranking): each of them, asked anyway at that moment,
-    bids nothing either."""
+    bids nothing either.  A keeper without free capital (``broke``: keeper 0's is 0) looks at nothing, so it
+    must not hand back an empty ranking for the others."""
     real = Liquidator.bid
     checked = {"first": 0, "later": 0}
+    if broke:
+        free_capital = Liquidator.free_capital
+        monkeypatch.setattr(Liquidator, "free_capital", lambda self: 0.0 if self.index == 0 else free_capital(self))
 
     def asking_the_others(self: Liquidator, protocol: int, offers, remaining: np.ndarray, t: int,
                           ranked: np.ndarray | None = None) -> tuple:
         before = remaining.copy()
         out = real(self, protocol, offers, remaining, t, ranked)
-        if out[1].size == 0 and out[0].size == 0:
+        if out[1] is not None and out[1].size == 0 and out[0].size == 0:
             for other in self.model.keepers:
                 if other is not self and other.config is self.config:
                     bids, _ = real(other, protocol, offers, before.copy(), t, ranked)
