@@ -81,21 +81,25 @@ FILL_TOTALS = ("liquidated_usd", "repaid_usd", "written_off_usd", "fills")
 repaid by liquidations, USD written off, number of liquidation fills."""
 
 
-def fill_totals(chunks: list[_FillChunk], debt_asset: IntArray, protocols: list[str], steps: int
-                ) -> dict[str, np.ndarray]:
-    """The ``FILL_TOTALS`` columns of logged chunks: per chunk the sums its ``log_fills`` call used to
-    add to its step's row, added in log order (the same bits as adding them as the fills came)."""
+def fill_totals(fills: Mapping[str, np.ndarray], chunks: list[tuple[int, int, int]], protocols: list[str],
+                steps: int) -> dict[str, np.ndarray]:
+    """The ``FILL_TOTALS`` columns from the fill log's columns (``Recorder.fill_columns``) and its chunks
+    ((step, protocol, rows) per ``log_fills`` call, in log order): per chunk the sums that call used to add
+    to its step's row, over the same rows in the same order, added in log order (the same bits)."""
     shape = (steps + 1, len(protocols))
     liquidated, repaid, written_off = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     count = np.zeros(shape, dtype=np.int64)
-    for c in chunks:
-        fills, t, p = c.fills, c.t, c.p
-        debt_px = c.market[debt_asset[p]]
-        liq = fill_kind(fills) == 0
-        liquidated[t, p] += c.seized_usd[liq].sum()
-        repaid[t, p] += (fills.repaid[liq] * debt_px).sum()
+    kind, seized_usd, repaid_usd, written_off_usd = (fills[c] for c in ("kind", "seized_usd", "repaid_usd",
+                                                                         "written_off_usd"))
+    start = 0
+    for t, p, n in chunks:
+        rows = slice(start, start + n)
+        start += n
+        liq = kind[rows] == 0
+        liquidated[t, p] += seized_usd[rows][liq].sum()
+        repaid[t, p] += repaid_usd[rows][liq].sum()
         count[t, p] += int(liq.sum())
-        written_off[t, p] += (fills.written_off * debt_px).sum()
+        written_off[t, p] += written_off_usd[rows].sum()
     cols = {}
     for p, proto in enumerate(protocols):
         for name, total in zip(FILL_TOTALS, (liquidated, repaid, written_off, count), strict=True):
@@ -456,12 +460,12 @@ class Recorder:
 
     def timeseries_columns(self) -> dict[str, np.ndarray]:
         """The per-step aggregates as one array per column (views of a snapshot: later steps do not show)."""
-        table = self.timeseries_table()
+        table = self.timeseries_table(self.fill_columns())
         return {**table.columns, **table.deferred()}
 
-    def timeseries_table(self) -> Table:
-        """:meth:`timeseries_columns` as a :class:`Table` whose per-step fill totals (a sum per logged
-        chunk) are made when its frame is first read."""
+    def timeseries_table(self, fills: Mapping[str, np.ndarray]) -> Table:
+        """:meth:`timeseries_columns` as a :class:`Table` whose per-step fill totals are made from the fill
+        log's columns ``fills`` (:meth:`fill_columns`, kept by reference) when its frame is first read."""
         m = self.model
         T = m.n_steps
         snap = {name: getattr(self, name).copy() for name in (
@@ -497,8 +501,8 @@ class Recorder:
             proto = m.protocol_names[b.protocol]
             cols[f"pool_balance_usd_{proto}"] = rec.pool_balance_usd[:, b.protocol]
             cols[f"pool_collateral_usd_{proto}"] = rec.pool_collateral_usd[:, b.protocol]
-        return Table(cols, deferred=functools.partial(fill_totals, list(self._fills), m.book.debt_asset.copy(),
-                                                      list(m.protocol_names), T))
+        chunks = [(c.t, c.p, c.fills.size) for c in self._fills]
+        return Table(cols, deferred=functools.partial(fill_totals, fills, chunks, list(m.protocol_names), T))
 
     def result(self) -> RunResult:
         """Metrics and checks now (from arrays); the frames and the cascade graph are built when first read."""
@@ -526,7 +530,7 @@ class Recorder:
         categories = {"kind": list(KINDS), "protocol": list(m.protocol_names), "asset": list(m.asset_names)}
         return RunResult(
             metrics=metrics,
-            timeseries=self.timeseries_table(),
+            timeseries=self.timeseries_table(fills),
             fills=Table(fills, categories),
             sales=Table(sales),
             cascade=cascade.graph,
