@@ -62,7 +62,7 @@ the same for every source plus ``fundamental``; each column sums to B's liquidat
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -143,6 +143,8 @@ class CascadeResult:
     graph: CascadeGraph
     contagion: dict[str, dict[str, float]]
     causes: dict[str, dict[str, float]]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    """Columns held as integer codes into these names (-1: none), made Categoricals with the frame."""
 
     @property
     def edges(self) -> pd.DataFrame:
@@ -244,12 +246,13 @@ def analyse(inp: CascadeInputs, fills: Columns, sales: Columns) -> CascadeResult
     cause = np.where(liq, np.argmax(shares, axis=1), -1)
     columns: dict[str, np.ndarray] = {
         "generation": generation,
-        "cause": pd.Categorical.from_codes(cause, categories=names),
+        "cause": cause,  # codes into the source names: a Categorical when the fills frame is built
         "cascade_only": _cascade_only(inp, fills, protocol, liq),
     }
     for j, src in enumerate(names):
         columns[f"share_{src}"] = shares[:, j]
-    return CascadeResult(columns=columns, graph=graph, contagion=contagion, causes=causes)
+    return CascadeResult(columns=columns, graph=graph, contagion=contagion, causes=causes,
+                         categories={"cause": list(names)})
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -527,7 +527,8 @@ class Recorder:
         for k, v in metrics.items():
             if not math.isfinite(v):
                 raise AssertionError(f"metric {k} is not finite: {v}")
-        categories = {"kind": list(KINDS), "protocol": list(m.protocol_names), "asset": list(m.asset_names)}
+        categories = {"kind": list(KINDS), "protocol": list(m.protocol_names), "asset": list(m.asset_names),
+                      **cascade.categories}
         return RunResult(
             metrics=metrics,
             timeseries=self.timeseries_table(fills),
