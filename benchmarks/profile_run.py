@@ -104,12 +104,17 @@ def slow_runs(sweep: Path, rows: int) -> str:
             counts.append(stopped[0])
     finally:
         Liquidator.bid = real  # type: ignore[method-assign]
+    def rank_correlation(other: list[float]) -> str:
+        if len(set(other)) < 2 or len(set(seconds)) < 2:
+            return "undefined (constant)"
+        return f"{spearmanr(seconds, other)[0]:+.2f}"
+
     secs = np.array(seconds)
     lines = [f"{len(specs)} runs: median {np.median(secs):.3f} s, mean {secs.mean():.3f} s, max {secs.max():.3f} s; "
              f"capital-stopped first-keeper rounds a run: median {np.median(counts):.0f}, max {max(counts)}",
-             f"  Spearman correlation of run time with them: {spearmanr(secs, counts)[0]:+.2f}"]
+             f"  Spearman correlation of run time with them: {rank_correlation(counts)}"]
     for i, name in enumerate(names):
-        lines.append(f"  with {name}: {spearmanr(secs, [v[i] for v in values])[0]:+.2f}")
+        lines.append(f"  with {name}: {rank_correlation([v[i] for v in values])}")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ab_sample  # noqa: E402
 import check_identical  # noqa: E402
 import sobol_study  # noqa: E402
+from test_sweep import TROUGH as TROUGH_PARAM  # noqa: E402
 from test_sweep import scenario_sweep  # noqa: E402
 
 from cascadelab.sweep import run_sweep  # noqa: E402
@@ -104,3 +105,18 @@ def test_profile_run_splits_every_step_of_every_run_into_one_kind() -> None:
     sample = profile_run.sweep_rows(Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
                                     / "sensitivity_reference_crash.toml", 3)
     assert len(sample) == 3 and len({s.protocols["lender"].mechanism.bonus for s in sample}) == 3
+
+
+@pytest.mark.parametrize(("capital", "stopped"), [([1.0, 2.0], True), ([1e12, 2e12], False)], ids=["poor", "rich"])
+def test_profile_run_slow_runs_counts_the_rounds_stopped_by_capital(tmp_path: Path, capital: list[float],
+                                                                    stopped: bool) -> None:
+    """``profile_run.py --slow-runs``: keepers with 1-2 USD are stopped by capital in every round with a
+    profitable offer; keepers with 1e12 USD never are; one correlation line per input."""
+    import profile_run
+
+    keeper_capital = {"path": "liquidators.capital_usd", "bounds": capital}
+    sweep = _write_toml(tmp_path / "study.toml", scenario_sweep(tmp_path, n=2, params=[TROUGH_PARAM, keeper_capital]))
+    report = profile_run.slow_runs(sweep, 3)
+    most = int(re.search(r"capital-stopped first-keeper rounds a run: median \d+, max (\d+)", report).group(1))
+    assert (most > 10) if stopped else most == 0
+    assert report.startswith("3 runs: ") and report.count("\n  with ") == 2
