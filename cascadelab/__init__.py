@@ -13,7 +13,7 @@ from cascadelab.rng import run_seed
 from cascadelab.schema import SpecError
 from cascadelab.spec import Spec, load_spec
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = ["METRICS", "RunResult", "Spec", "SpecError", "counterfactual", "load_spec", "run", "run_replicates",
            "__version__"]
