@@ -266,6 +266,11 @@ def test_an_existing_directory_is_not_overwritten_and_resume_checks_the_spec(tmp
         run_sweep(ishigami_sweep(n=8), out, resume=True, progress=False)
     again = run_sweep(ishigami_sweep(n=4, chunk_size=3), out, resume=True, progress=False)  # operational key: ok
     assert again.ran == 0 and again.skipped == 40
+    manifest = json.loads((out / "manifest.json").read_text())  # as if another engine version had made the runs
+    manifest["versions"]["cascadelab"] = "0.0.1"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="made by cascadelab 0.0.1"):
+        run_sweep(ishigami_sweep(n=4), out, resume=True, progress=False)
 
 
 def test_resume_after_a_partial_store_runs_only_what_is_missing(tmp_path: Path) -> None:

@@ -50,8 +50,13 @@ class StoreError(Exception):
 def package_versions() -> dict[str, str | None]:
     import platform
 
+    import cascadelab
+
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
+        if name == "cascadelab":  # the running source's own version, even if the installed metadata lags
+            out[name] = cascadelab.__version__
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -126,13 +131,18 @@ class Store:
 
     @classmethod
     def resume(cls, root: str | Path, study: Mapping[str, Any], x: np.ndarray) -> Store:
-        """Reopen ``root`` to finish the same study; refuses one whose spec, scenario or sample differ."""
+        """Reopen ``root`` to finish the same study; refuses one whose spec, scenario or sample differ, or
+        whose runs another cascadelab version made (the two engines' results need not agree)."""
         if not (Path(root) / MANIFEST).is_file():
             return cls.create(root, study, x)
         store = cls.open(root)
         if _identity(study, x)["fingerprint"] != store.manifest().get("fingerprint"):
             raise StoreError(f"{store.root} holds a different sweep (its spec, scenario or sample differ "
                              f"from this one); resume it with the same spec or choose a new --out directory")
+        made_by, running = store.manifest().get("versions", {}).get("cascadelab"), package_versions()["cascadelab"]
+        if made_by != running:
+            raise StoreError(f"{store.root} holds runs made by cascadelab {made_by}, and this is {running}: "
+                             f"finish it with {made_by} or choose a new --out directory")
         for tmp in store.runs.glob(".*.tmp"):
             tmp.unlink()  # a part that was being written when the sweep was killed
         return store
