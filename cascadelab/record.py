@@ -458,14 +458,10 @@ class Recorder:
                     "asset": np.zeros(0, dtype=np.int64), "dz": np.zeros(0), "proceeds_usd": np.zeros(0)}
         return {k: np.concatenate([c[k] for c in self._sales]) for k in self._sales[0]}
 
-    def timeseries_columns(self) -> dict[str, np.ndarray]:
-        """The per-step aggregates as one array per column (views of a snapshot: later steps do not show)."""
-        table = self.timeseries_table(self.fill_columns())
-        return {**table.columns, **table.deferred()}
-
     def timeseries_table(self, fills: Mapping[str, np.ndarray]) -> Table:
-        """:meth:`timeseries_columns` as a :class:`Table` whose per-step fill totals are made from the fill
-        log's columns ``fills`` (:meth:`fill_columns`, kept by reference) when its frame is first read."""
+        """The per-step aggregates, one array per column (views of a snapshot: later steps do not show); the
+        per-step fill totals are made from the fill log's columns ``fills`` (:meth:`fill_columns`, kept by
+        reference) when the frame is first read."""
         m = self.model
         T = m.n_steps
         snap = {name: getattr(self, name).copy() for name in (
